@@ -1,0 +1,268 @@
+//! The streaming codec: frames packets out of a byte stream and writes packets into one.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::{
+    frame::{remaining_length_len, write_fixed_header, MAX_REMAINING_LENGTH},
+    DecodeError, EncodeError, FixedHeader, Packet, Publish,
+};
+
+/// The largest packet MQTT 3.1.1 can express: a five-byte fixed header and the largest
+/// remaining length.
+pub const MAX_PACKET_SIZE: usize = 1 + 4 + MAX_REMAINING_LENGTH;
+
+/// Maximum size of an incoming packet unless configured otherwise: 1 MiB.
+pub const DEFAULT_MAX_INCOMING_PACKET_SIZE: usize = 1 << 20;
+
+/// Encodes and decodes MQTT 3.1.1 packets on a byte stream.
+///
+/// Decoding is streaming and framing comes first: [`Codec::decode`] looks at the fixed header,
+/// returns `Ok(None)` until the whole packet is buffered, then parses its body from exactly
+/// `remaining_length` bytes. A packet larger than the incoming limit is refused from its
+/// fixed header, before any of its body is waited for, so a forged length never makes the
+/// decoder reserve or allocate it.
+///
+/// The codec holds only its limits; it is cheap to copy and has no per-connection state beyond
+/// the buffer the caller owns. With the `tokio-util` feature it implements
+/// `tokio_util::codec::{Decoder, Encoder}`.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use haka_codec::{Codec, Packet, PacketId, PubAck};
+///
+/// let codec = Codec::new();
+/// let mut buf = BytesMut::new();
+/// codec.encode(&Packet::PubAck(PubAck::new(PacketId::new(7)?)), &mut buf)?;
+/// assert_eq!(&buf[..], &[0x40, 0x02, 0x00, 0x07]);
+///
+/// // Bytes arrive in pieces: nothing is decoded until the packet is complete.
+/// let mut stream = BytesMut::from(&buf[..3]);
+/// assert_eq!(codec.decode(&mut stream)?, None);
+/// stream.extend_from_slice(&buf[3..]);
+/// let packet = codec.decode(&mut stream)?.expect("a whole packet");
+/// assert_eq!(packet, Packet::PubAck(PubAck::new(PacketId::new(7)?)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Codec {
+    max_incoming_packet_size: usize,
+    max_outgoing_packet_size: usize,
+}
+
+impl Default for Codec {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Codec {
+    /// A codec for MQTT 3.1.1 accepting incoming packets up to
+    /// [`DEFAULT_MAX_INCOMING_PACKET_SIZE`] and writing packets up to [`MAX_PACKET_SIZE`].
+    pub const fn new() -> Self {
+        Self {
+            max_incoming_packet_size: DEFAULT_MAX_INCOMING_PACKET_SIZE,
+            max_outgoing_packet_size: MAX_PACKET_SIZE,
+        }
+    }
+
+    /// Sets the size of the largest packet [`Codec::decode`] accepts, fixed header included
+    /// (capped at [`MAX_PACKET_SIZE`]).
+    #[must_use]
+    pub const fn with_max_incoming_packet_size(mut self, max: usize) -> Self {
+        self.max_incoming_packet_size = if max < MAX_PACKET_SIZE {
+            max
+        } else {
+            MAX_PACKET_SIZE
+        };
+        self
+    }
+
+    /// Sets the size of the largest packet [`Codec::encode`] writes, fixed header included
+    /// (capped at [`MAX_PACKET_SIZE`]), for a peer that accepts less.
+    #[must_use]
+    pub const fn with_max_outgoing_packet_size(mut self, max: usize) -> Self {
+        self.max_outgoing_packet_size = if max < MAX_PACKET_SIZE {
+            max
+        } else {
+            MAX_PACKET_SIZE
+        };
+        self
+    }
+
+    /// The largest packet accepted by [`Codec::decode`].
+    pub const fn max_incoming_packet_size(&self) -> usize {
+        self.max_incoming_packet_size
+    }
+
+    /// The largest packet written by [`Codec::encode`].
+    pub const fn max_outgoing_packet_size(&self) -> usize {
+        self.max_outgoing_packet_size
+    }
+
+    /// Decodes the packet at the start of `src` and removes its bytes from `src`.
+    ///
+    /// Returns `Ok(None)` when `src` does not yet hold a whole packet; `src` is left as it is
+    /// and nothing is reserved. On error the stream cannot be resynchronised: close the
+    /// connection. Strings and payloads of the packet are slices of `src`'s buffer.
+    #[inline]
+    pub fn decode(&self, src: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        let Some(header) = FixedHeader::parse(src, self.max_incoming_packet_size)? else {
+            return Ok(None);
+        };
+        if src.len() < header.packet_len() {
+            // Deliberately no `reserve`: even within the limit, a peer announcing a large
+            // packet should not make us allocate before it has sent the bytes.
+            return Ok(None);
+        }
+        let mut frame = src.split_to(header.packet_len());
+        frame.advance(header.header_len);
+        Packet::parse(header, frame.freeze()).map(Some)
+    }
+
+    /// Like [`Codec::decode`], from an immutable buffer: decodes the packet at the start of
+    /// `src` and advances `src` past it.
+    #[inline]
+    pub fn decode_bytes(&self, src: &mut Bytes) -> Result<Option<Packet>, DecodeError> {
+        let Some(header) = FixedHeader::parse(src, self.max_incoming_packet_size)? else {
+            return Ok(None);
+        };
+        if src.len() < header.packet_len() {
+            return Ok(None);
+        }
+        let mut frame = src.split_to(header.packet_len());
+        frame.advance(header.header_len);
+        Packet::parse(header, frame).map(Some)
+    }
+
+    /// Size of `packet` on the wire, or why it cannot be encoded.
+    pub fn encoded_len(&self, packet: &Packet) -> Result<usize, EncodeError> {
+        let (body_len, _) = packet.body_len_and_first_byte();
+        self.checked_packet_len(body_len)
+    }
+
+    /// Appends `packet` to `dst`, reserving the room it needs. On error `dst` is unchanged.
+    #[inline]
+    pub fn encode(&self, packet: &Packet, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        if let Packet::Connect(connect) = packet {
+            // [MQTT-3.1.3-7] If the Client supplies a zero-byte ClientId, the Client MUST also
+            // set CleanSession to 1.
+            if connect.client_id.is_empty() && !connect.clean_session {
+                return Err(EncodeError::EmptyClientIdWithoutCleanSession);
+            }
+        }
+        let (body_len, first_byte) = packet.body_len_and_first_byte();
+        let packet_len = self.checked_packet_len(body_len)?;
+        dst.reserve(packet_len);
+        write_fixed_header(dst, first_byte, body_len);
+        packet.write_body(dst);
+        Ok(())
+    }
+
+    /// Appends to `dst` everything of `publish` but its payload: the fixed header, the topic
+    /// and the packet identifier.
+    ///
+    /// Writing these bytes followed by `publish.payload` (with `write_vectored`, or as two
+    /// chunks of a `Buf` chain) sends the packet without copying the payload, at a cost that
+    /// does not grow with its size.
+    ///
+    /// ```
+    /// use bytes::{Buf, BytesMut};
+    /// use haka_codec::{Codec, Delivery, Packet, Publish, TopicName};
+    ///
+    /// let publish = Publish::new(TopicName::new("t")?, Delivery::AtMostOnce, vec![7u8; 1000]);
+    /// let codec = Codec::new();
+    /// let mut head = BytesMut::new();
+    /// codec.encode_publish_head(&publish, &mut head)?;
+    /// let mut wire = head.chain(publish.payload.clone());
+    ///
+    /// let mut whole = BytesMut::new();
+    /// codec.encode(&Packet::Publish(publish), &mut whole)?;
+    /// assert_eq!(wire.copy_to_bytes(wire.remaining()), whole);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn encode_publish_head(
+        &self,
+        publish: &Publish,
+        dst: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let body_len = publish.body_len();
+        self.checked_packet_len(body_len)?;
+        let head_len = 1 + remaining_length_len(body_len) + publish.variable_header_len();
+        dst.reserve(head_len);
+        write_fixed_header(dst, publish.first_byte(), body_len);
+        publish.write_variable_header(dst);
+        Ok(())
+    }
+
+    /// The size of a packet with a body of `body_len` bytes, if it may be written.
+    #[inline]
+    fn checked_packet_len(&self, body_len: usize) -> Result<usize, EncodeError> {
+        let packet_len = 1 + remaining_length_len(body_len) + body_len;
+        if body_len > MAX_REMAINING_LENGTH {
+            return Err(EncodeError::PacketTooLarge {
+                size: packet_len,
+                max: MAX_PACKET_SIZE,
+            });
+        }
+        if packet_len > self.max_outgoing_packet_size {
+            return Err(EncodeError::PacketTooLarge {
+                size: packet_len,
+                max: self.max_outgoing_packet_size,
+            });
+        }
+        Ok(packet_len)
+    }
+}
+
+#[cfg(feature = "tokio-util")]
+mod tokio_codec {
+    use bytes::BytesMut;
+
+    use super::Codec;
+    use crate::{DecodeError, EncodeError, Packet};
+
+    /// The error of the `tokio_util::codec` implementations: the transport's I/O error, or
+    /// the codec's own.
+    #[derive(Debug, thiserror::Error)]
+    #[non_exhaustive]
+    pub enum CodecError {
+        /// Reading or writing the transport failed.
+        #[error("I/O error: {0}")]
+        Io(#[from] std::io::Error),
+        /// The peer sent bytes that are not a valid packet.
+        #[error(transparent)]
+        Decode(#[from] DecodeError),
+        /// A packet could not be encoded.
+        #[error(transparent)]
+        Encode(#[from] EncodeError),
+    }
+
+    impl tokio_util::codec::Decoder for Codec {
+        type Item = Packet;
+        type Error = CodecError;
+
+        fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, CodecError> {
+            Ok(Codec::decode(self, src)?)
+        }
+    }
+
+    impl tokio_util::codec::Encoder<&Packet> for Codec {
+        type Error = CodecError;
+
+        fn encode(&mut self, packet: &Packet, dst: &mut BytesMut) -> Result<(), CodecError> {
+            Ok(Codec::encode(self, packet, dst)?)
+        }
+    }
+
+    impl tokio_util::codec::Encoder<Packet> for Codec {
+        type Error = CodecError;
+
+        fn encode(&mut self, packet: Packet, dst: &mut BytesMut) -> Result<(), CodecError> {
+            Ok(Codec::encode(self, &packet, dst)?)
+        }
+    }
+}
+
+#[cfg(feature = "tokio-util")]
+pub use tokio_codec::CodecError;

@@ -1,0 +1,267 @@
+//! CONNECT (section 3.1): the first packet a client sends.
+
+use bytes::{BufMut, Bytes};
+
+use crate::{
+    primitive::topic_name,
+    primitive::{
+        binary, invalid, length_prefixed, parse_body, put_length_prefixed, string, u16, u8,
+    },
+    BinaryData, DecodeError, MqttString, PacketType, Password, QoS, TopicName,
+};
+
+/// The protocol name of every MQTT 3.1.1 CONNECT [MQTT-3.1.2-1].
+const PROTOCOL_NAME: &[u8] = b"MQTT";
+/// The protocol level of MQTT 3.1.1 [MQTT-3.1.2-2].
+const PROTOCOL_LEVEL: u8 = 4;
+
+const FLAG_RESERVED: u8 = 0b0000_0001;
+const FLAG_CLEAN_SESSION: u8 = 0b0000_0010;
+const FLAG_WILL: u8 = 0b0000_0100;
+const FLAG_WILL_QOS_SHIFT: u8 = 3;
+const FLAG_WILL_QOS: u8 = 0b0001_1000;
+const FLAG_WILL_RETAIN: u8 = 0b0010_0000;
+const FLAG_PASSWORD: u8 = 0b0100_0000;
+const FLAG_USERNAME: u8 = 0b1000_0000;
+
+/// CONNECT: the client's request to open a session.
+///
+/// A zero-length client identifier is allowed only with clean session set [MQTT-3.1.3-7]; the
+/// decoder refuses the other case and the encoder will not write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Connect {
+    /// The client identifier (section 3.1.3.1); may be empty with `clean_session`.
+    pub client_id: MqttString,
+    /// Whether the server discards any earlier session and starts a new one (section
+    /// 3.1.2.4).
+    pub clean_session: bool,
+    /// Keep alive in seconds: the longest time between two packets the client sends; 0 turns
+    /// the mechanism off (section 3.1.2.10).
+    pub keep_alive: u16,
+    /// The message the server publishes if the connection is lost without DISCONNECT.
+    pub will: Option<LastWill>,
+    /// User name and password.
+    pub login: Option<Login>,
+}
+
+impl Connect {
+    /// A CONNECT for `client_id` with clean session, a 60-second keep alive, no will and no
+    /// login; set the public fields for the rest.
+    pub fn new(client_id: MqttString) -> Self {
+        Self {
+            client_id,
+            clean_session: true,
+            keep_alive: 60,
+            will: None,
+            login: None,
+        }
+    }
+
+    pub(crate) fn parse(body: &Bytes) -> Result<Self, DecodeError> {
+        parse_body(PacketType::Connect, body, |i| {
+            let (i, name) = length_prefixed(i)?;
+            // [MQTT-3.1.2-1] If the protocol name is incorrect the Server MAY disconnect the
+            // Client.
+            if name != PROTOCOL_NAME {
+                return invalid(DecodeError::InvalidProtocolName);
+            }
+            let (i, level) = u8(i)?;
+            // [MQTT-3.1.2-2] The Server MUST respond to the CONNECT Packet with a CONNACK
+            // return code 0x01 (unacceptable protocol level) and then disconnect the Client if
+            // the Protocol Level is not supported by the Server.
+            if level != PROTOCOL_LEVEL {
+                return invalid(DecodeError::UnsupportedProtocolLevel(level));
+            }
+            let (i, flags) = u8(i)?;
+            // [MQTT-3.1.2-3] The Server MUST validate that the reserved flag in the CONNECT
+            // Control Packet is set to zero and disconnect the Client if it is not zero.
+            if flags & FLAG_RESERVED != 0 {
+                return invalid(DecodeError::ConnectReservedFlag);
+            }
+            let will_qos = (flags & FLAG_WILL_QOS) >> FLAG_WILL_QOS_SHIFT;
+            let has_will = flags & FLAG_WILL != 0;
+            // [MQTT-3.1.2-11] If the Will Flag is set to 0 the Will QoS and Will Retain fields
+            // in the Connect Flags MUST be set to zero [MQTT-3.1.2-13], [MQTT-3.1.2-15].
+            if !has_will && flags & (FLAG_WILL_QOS | FLAG_WILL_RETAIN) != 0 {
+                return invalid(DecodeError::WillFlagsWithoutWill);
+            }
+            // [MQTT-3.1.2-14] If the Will Flag is set to 1, the value of Will QoS can be 0, 1
+            // or 2. It MUST NOT be 3.
+            let Ok(will_qos) = QoS::from_u8(will_qos) else {
+                return invalid(DecodeError::InvalidWillQoS);
+            };
+            let has_username = flags & FLAG_USERNAME != 0;
+            let has_password = flags & FLAG_PASSWORD != 0;
+            // [MQTT-3.1.2-22] If the User Name Flag is set to 0, the Password Flag MUST be set
+            // to 0.
+            if has_password && !has_username {
+                return invalid(DecodeError::PasswordWithoutUsername);
+            }
+            let clean_session = flags & FLAG_CLEAN_SESSION != 0;
+            let (i, keep_alive) = u16(i)?;
+
+            // [MQTT-3.1.3-1] These fields, if present, MUST appear in the order Client
+            // Identifier, Will Topic, Will Message, User Name, Password.
+            let (i, client_id) = string(body, i)?;
+            // [MQTT-3.1.3-7] If the Client supplies a zero-byte ClientId, the Client MUST also
+            // set CleanSession to 1; [MQTT-3.1.3-8] otherwise the Server responds 0x02.
+            if client_id.is_empty() && !clean_session {
+                return invalid(DecodeError::EmptyClientIdWithoutCleanSession);
+            }
+            let (i, will) = if has_will {
+                let (i, topic) = topic_name(body, i)?;
+                let (i, message) = binary(body, i)?;
+                let will = LastWill {
+                    topic,
+                    message,
+                    qos: will_qos,
+                    retain: flags & FLAG_WILL_RETAIN != 0,
+                };
+                (i, Some(will))
+            } else {
+                (i, None)
+            };
+            let (i, login) = if has_username {
+                let (i, username) = string(body, i)?;
+                let (i, password) = if has_password {
+                    let (i, password) = binary(body, i)?;
+                    (i, Some(Password::from(password)))
+                } else {
+                    (i, None)
+                };
+                (i, Some(Login { username, password }))
+            } else {
+                (i, None)
+            };
+            Ok((
+                i,
+                Self {
+                    client_id,
+                    clean_session,
+                    keep_alive,
+                    will,
+                    login,
+                },
+            ))
+        })
+    }
+
+    pub(crate) fn body_len(&self) -> usize {
+        let mut len = 2 + PROTOCOL_NAME.len() + 1 + 1 + 2 + self.client_id.encoded_len();
+        if let Some(will) = &self.will {
+            len += will.topic.as_mqtt_string().encoded_len() + will.message.encoded_len();
+        }
+        if let Some(login) = &self.login {
+            len += login.username.encoded_len();
+            if let Some(password) = &login.password {
+                len += password.data().encoded_len();
+            }
+        }
+        len
+    }
+
+    pub(crate) const fn first_byte(&self) -> u8 {
+        (PacketType::Connect as u8) << 4
+    }
+
+    pub(crate) fn flags(&self) -> u8 {
+        let mut flags = 0;
+        if self.clean_session {
+            flags |= FLAG_CLEAN_SESSION;
+        }
+        if let Some(will) = &self.will {
+            flags |= FLAG_WILL | ((will.qos as u8) << FLAG_WILL_QOS_SHIFT);
+            if will.retain {
+                flags |= FLAG_WILL_RETAIN;
+            }
+        }
+        if let Some(login) = &self.login {
+            flags |= FLAG_USERNAME;
+            if login.password.is_some() {
+                flags |= FLAG_PASSWORD;
+            }
+        }
+        flags
+    }
+
+    pub(crate) fn write_body(&self, dst: &mut impl BufMut) {
+        put_length_prefixed(dst, PROTOCOL_NAME);
+        dst.put_u8(PROTOCOL_LEVEL);
+        dst.put_u8(self.flags());
+        dst.put_u16(self.keep_alive);
+        put_length_prefixed(dst, self.client_id.as_bytes());
+        if let Some(will) = &self.will {
+            put_length_prefixed(dst, will.topic.as_bytes());
+            put_length_prefixed(dst, will.message.as_bytes());
+        }
+        if let Some(login) = &self.login {
+            put_length_prefixed(dst, login.username.as_bytes());
+            if let Some(password) = &login.password {
+                put_length_prefixed(dst, password.expose());
+            }
+        }
+    }
+}
+
+/// The will: a message the server publishes on the client's behalf when the connection ends
+/// without DISCONNECT (section 3.1.2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub struct LastWill {
+    /// Topic the will is published to.
+    pub topic: TopicName,
+    /// The will message.
+    pub message: BinaryData,
+    /// QoS of the will.
+    pub qos: QoS,
+    /// Whether the will is retained.
+    pub retain: bool,
+}
+
+impl LastWill {
+    /// A will publishing `message` to `topic` at `qos`, not retained.
+    pub fn new(topic: TopicName, message: BinaryData, qos: QoS) -> Self {
+        Self {
+            topic,
+            message,
+            qos,
+            retain: false,
+        }
+    }
+}
+
+/// User name and optional password (sections 3.1.3.4, 3.1.3.5). A password without a user
+/// name cannot be expressed [MQTT-3.1.2-22].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub struct Login {
+    /// The user name.
+    pub username: MqttString,
+    /// The password; its `Debug` output is redacted.
+    pub password: Option<Password>,
+}
+
+impl Login {
+    /// A login with `username` and an optional `password`.
+    pub fn new(username: MqttString, password: Option<Password>) -> Self {
+        Self { username, password }
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for Connect {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let client_id: MqttString = u.arbitrary()?;
+        let clean_session = client_id.is_empty() || u.arbitrary()?;
+        Ok(Self {
+            client_id,
+            clean_session,
+            keep_alive: u.arbitrary()?,
+            will: u.arbitrary()?,
+            login: u.arbitrary()?,
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! The control packets of MQTT 3.1.1 (chapter 3), one file per packet.
+
+mod ack;
+mod connack;
+mod connect;
+mod disconnect;
+mod publish;
+mod suback;
+mod subscribe;
+mod unsubscribe;
+
+use bytes::{BufMut, Bytes};
+
+pub use self::{
+    ack::{PubAck, PubComp, PubRec, PubRel, UnsubAck},
+    connack::{ConnAck, ConnectReturnCode},
+    connect::{Connect, LastWill, Login},
+    disconnect::Disconnect,
+    publish::{Delivery, Publish},
+    suback::{SubAck, SubscribeReturnCode},
+    subscribe::{Subscribe, Subscription},
+    unsubscribe::Unsubscribe,
+};
+use crate::{primitive::parse_body, DecodeError, FixedHeader, PacketType};
+
+/// An MQTT control packet.
+///
+/// New packet kinds (MQTT 5.0's AUTH) will be added as new variants, so matches need a
+/// wildcard arm; the packet structs are `#[non_exhaustive]` for the same reason (MQTT 5.0 adds
+/// properties and reason codes to them) and are built with their `new` constructors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // Boxing CONNECT would cost an allocation per decode.
+pub enum Packet {
+    /// CONNECT: client request to connect to the server.
+    Connect(Connect),
+    /// CONNACK: connect acknowledgement.
+    ConnAck(ConnAck),
+    /// PUBLISH: an application message.
+    Publish(Publish),
+    /// PUBACK: QoS 1 publish acknowledgement.
+    PubAck(PubAck),
+    /// PUBREC: QoS 2 publish received.
+    PubRec(PubRec),
+    /// PUBREL: QoS 2 publish release.
+    PubRel(PubRel),
+    /// PUBCOMP: QoS 2 publish complete.
+    PubComp(PubComp),
+    /// SUBSCRIBE: subscribe to topic filters.
+    Subscribe(Subscribe),
+    /// SUBACK: subscribe acknowledgement.
+    SubAck(SubAck),
+    /// UNSUBSCRIBE: unsubscribe from topic filters.
+    Unsubscribe(Unsubscribe),
+    /// UNSUBACK: unsubscribe acknowledgement.
+    UnsubAck(UnsubAck),
+    /// PINGREQ: ping request.
+    PingReq,
+    /// PINGRESP: ping response.
+    PingResp,
+    /// DISCONNECT: the client is disconnecting cleanly.
+    Disconnect(Disconnect),
+}
+
+impl Packet {
+    /// The packet's type.
+    pub fn packet_type(&self) -> PacketType {
+        match self {
+            Self::Connect(_) => PacketType::Connect,
+            Self::ConnAck(_) => PacketType::ConnAck,
+            Self::Publish(_) => PacketType::Publish,
+            Self::PubAck(_) => PacketType::PubAck,
+            Self::PubRec(_) => PacketType::PubRec,
+            Self::PubRel(_) => PacketType::PubRel,
+            Self::PubComp(_) => PacketType::PubComp,
+            Self::Subscribe(_) => PacketType::Subscribe,
+            Self::SubAck(_) => PacketType::SubAck,
+            Self::Unsubscribe(_) => PacketType::Unsubscribe,
+            Self::UnsubAck(_) => PacketType::UnsubAck,
+            Self::PingReq => PacketType::PingReq,
+            Self::PingResp => PacketType::PingResp,
+            Self::Disconnect(_) => PacketType::Disconnect,
+        }
+    }
+
+    /// Parses the body of a packet whose fixed header is `header`; `body` holds exactly its
+    /// `remaining_length` bytes. Strings and payloads of the result share `body`.
+    pub(crate) fn parse(header: FixedHeader, body: Bytes) -> Result<Self, DecodeError> {
+        debug_assert_eq!(body.len(), header.remaining_length);
+        let ty = header.packet_type;
+        Ok(match ty {
+            PacketType::Publish => Self::Publish(Publish::parse(header.flags, body)?),
+            PacketType::PubAck => Self::PubAck(PubAck::parse(&body)?),
+            PacketType::PubRec => Self::PubRec(PubRec::parse(&body)?),
+            PacketType::PubRel => Self::PubRel(PubRel::parse(&body)?),
+            PacketType::PubComp => Self::PubComp(PubComp::parse(&body)?),
+            PacketType::Connect => Self::Connect(Connect::parse(&body)?),
+            PacketType::ConnAck => Self::ConnAck(ConnAck::parse(&body)?),
+            PacketType::Subscribe => Self::Subscribe(Subscribe::parse(&body)?),
+            PacketType::SubAck => Self::SubAck(SubAck::parse(&body)?),
+            PacketType::Unsubscribe => Self::Unsubscribe(Unsubscribe::parse(&body)?),
+            PacketType::UnsubAck => Self::UnsubAck(UnsubAck::parse(&body)?),
+            PacketType::PingReq => parse_body(ty, &body, |i| Ok((i, Self::PingReq)))?,
+            PacketType::PingResp => parse_body(ty, &body, |i| Ok((i, Self::PingResp)))?,
+            PacketType::Disconnect => Self::Disconnect(Disconnect::parse(&body)?),
+        })
+    }
+
+    /// Size of the body (what follows the fixed header), and the fixed header's first byte.
+    pub(crate) fn body_len_and_first_byte(&self) -> (usize, u8) {
+        match self {
+            Self::Connect(p) => (p.body_len(), p.first_byte()),
+            Self::ConnAck(p) => (p.body_len(), p.first_byte()),
+            Self::Publish(p) => (p.body_len(), p.first_byte()),
+            Self::PubAck(p) => (p.body_len(), p.first_byte()),
+            Self::PubRec(p) => (p.body_len(), p.first_byte()),
+            Self::PubRel(p) => (p.body_len(), p.first_byte()),
+            Self::PubComp(p) => (p.body_len(), p.first_byte()),
+            Self::Subscribe(p) => (p.body_len(), p.first_byte()),
+            Self::SubAck(p) => (p.body_len(), p.first_byte()),
+            Self::Unsubscribe(p) => (p.body_len(), p.first_byte()),
+            Self::UnsubAck(p) => (p.body_len(), p.first_byte()),
+            Self::PingReq => (0, (PacketType::PingReq as u8) << 4),
+            Self::PingResp => (0, (PacketType::PingResp as u8) << 4),
+            Self::Disconnect(p) => (p.body_len(), p.first_byte()),
+        }
+    }
+
+    /// Writes the body; `dst` has room for [`Packet::body_len_and_first_byte`]'s length.
+    pub(crate) fn write_body(&self, dst: &mut impl BufMut) {
+        match self {
+            Self::Connect(p) => p.write_body(dst),
+            Self::ConnAck(p) => p.write_body(dst),
+            Self::Publish(p) => p.write_body(dst),
+            Self::PubAck(p) => p.write_body(dst),
+            Self::PubRec(p) => p.write_body(dst),
+            Self::PubRel(p) => p.write_body(dst),
+            Self::PubComp(p) => p.write_body(dst),
+            Self::Subscribe(p) => p.write_body(dst),
+            Self::SubAck(p) => p.write_body(dst),
+            Self::Unsubscribe(p) => p.write_body(dst),
+            Self::UnsubAck(p) => p.write_body(dst),
+            Self::PingReq | Self::PingResp => {}
+            Self::Disconnect(p) => p.write_body(dst),
+        }
+    }
+}
+
+macro_rules! impl_from_packet {
+    ($($variant:ident),*) => {$(
+        impl From<$variant> for Packet {
+            fn from(p: $variant) -> Self {
+                Self::$variant(p)
+            }
+        }
+    )*};
+}
+
+impl_from_packet!(
+    Connect,
+    ConnAck,
+    Publish,
+    PubAck,
+    PubRec,
+    PubRel,
+    PubComp,
+    Subscribe,
+    SubAck,
+    Unsubscribe,
+    UnsubAck,
+    Disconnect
+);
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for Packet {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match u.int_in_range(1..=14u8)? {
+            1 => Self::Connect(u.arbitrary()?),
+            2 => Self::ConnAck(u.arbitrary()?),
+            3 => Self::Publish(u.arbitrary()?),
+            4 => Self::PubAck(u.arbitrary()?),
+            5 => Self::PubRec(u.arbitrary()?),
+            6 => Self::PubRel(u.arbitrary()?),
+            7 => Self::PubComp(u.arbitrary()?),
+            8 => Self::Subscribe(u.arbitrary()?),
+            9 => Self::SubAck(u.arbitrary()?),
+            10 => Self::Unsubscribe(u.arbitrary()?),
+            11 => Self::UnsubAck(u.arbitrary()?),
+            12 => Self::PingReq,
+            13 => Self::PingResp,
+            _ => Self::Disconnect(Disconnect::new()),
+        })
+    }
+}

@@ -1,0 +1,269 @@
+//! UTF-8 encoded strings and binary data (sections 1.5.3 and 3.1.3).
+
+use std::{fmt, ops::Deref};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use crate::ValueError;
+
+/// The longest string or binary field a two-byte length prefix can carry.
+pub const MAX_FIELD_LEN: usize = u16::MAX as usize;
+
+/// A UTF-8 encoded string as MQTT allows it: well-formed UTF-8 without U+0000, at most 65,535
+/// bytes long.
+///
+/// It is backed by [`Bytes`], so a string decoded from a packet shares the packet's buffer
+/// instead of copying it, and cloning it is cheap.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MqttString(ByteString);
+
+impl MqttString {
+    /// The empty string.
+    pub const fn empty() -> Self {
+        Self(ByteString::from_static(""))
+    }
+
+    /// A string from a `'static` text, checked like [`MqttString::new`].
+    pub fn from_static(s: &'static str) -> Result<Self, ValueError> {
+        check_str(s)?;
+        Ok(Self(ByteString::from_static(s)))
+    }
+
+    /// A string holding `s`, or why MQTT does not allow it.
+    ///
+    /// ```
+    /// # use haka_codec::{MqttString, ValueError};
+    /// assert_eq!(MqttString::new("caf\u{e9}").unwrap().as_str(), "caf\u{e9}");
+    /// assert_eq!(MqttString::new("a\0b"), Err(ValueError::NullCharacter));
+    /// ```
+    pub fn new(s: impl Into<String>) -> Result<Self, ValueError> {
+        let s = s.into();
+        check_str(&s)?;
+        Ok(Self(ByteString::from(s)))
+    }
+
+    /// A string over `bytes`, without copying them, after checking that they are well-formed
+    /// UTF-8 [MQTT-1.5.3-1] without U+0000 [MQTT-1.5.3-2] and at most 65,535 bytes long.
+    pub fn from_bytes(bytes: Bytes) -> Result<Self, ValueError> {
+        let s = ByteString::try_from(bytes).map_err(|_| ValueError::InvalidUtf8)?;
+        check_str(&s)?;
+        Ok(Self(s))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The UTF-8 bytes, sharing this string's buffer.
+    pub fn as_bytes(&self) -> &Bytes {
+        self.0.as_bytes()
+    }
+
+    /// Length in bytes (not characters).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the string is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Bytes the string takes on the wire, with its length prefix.
+    pub(crate) fn encoded_len(&self) -> usize {
+        2 + self.0.len()
+    }
+}
+
+/// Checks what the type system does not: length, and no U+0000.
+pub(crate) fn check_str(s: &str) -> Result<(), ValueError> {
+    if s.len() > MAX_FIELD_LEN {
+        return Err(ValueError::StringTooLong { len: s.len() });
+    }
+    // [MQTT-1.5.3-2] A UTF-8 encoded string MUST NOT include an encoding of the null character
+    // U+0000.
+    if s.as_bytes().contains(&0) {
+        return Err(ValueError::NullCharacter);
+    }
+    Ok(())
+}
+
+impl Deref for MqttString {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for MqttString {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<&str> for MqttString {
+    type Error = ValueError;
+
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<String> for MqttString {
+    type Error = ValueError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl PartialEq<str> for MqttString {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for MqttString {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Debug for MqttString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for MqttString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Binary data with a two-byte length prefix (a will message, a password): at most 65,535
+/// bytes.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct BinaryData(Bytes);
+
+impl BinaryData {
+    /// The data `bytes`, or [`ValueError::BinaryTooLong`] when it exceeds 65,535 bytes.
+    ///
+    /// ```
+    /// # use haka_codec::BinaryData;
+    /// assert!(BinaryData::new(vec![0; 65_535]).is_ok());
+    /// assert!(BinaryData::new(vec![0; 65_536]).is_err());
+    /// ```
+    pub fn new(bytes: impl Into<Bytes>) -> Result<Self, ValueError> {
+        let bytes = bytes.into();
+        if bytes.len() > MAX_FIELD_LEN {
+            return Err(ValueError::BinaryTooLong { len: bytes.len() });
+        }
+        Ok(Self(bytes))
+    }
+
+    /// The data.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the data is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn encoded_len(&self) -> usize {
+        2 + self.0.len()
+    }
+}
+
+impl Deref for BinaryData {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BinaryData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// A password: binary data that never appears in `Debug` output or logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Password(BinaryData);
+
+impl Password {
+    /// The password `bytes`, at most 65,535 of them.
+    ///
+    /// ```
+    /// # use haka_codec::Password;
+    /// let password = Password::new("hunter2").unwrap();
+    /// assert_eq!(format!("{password:?}"), "Password(<redacted>)");
+    /// ```
+    pub fn new(bytes: impl Into<Bytes>) -> Result<Self, ValueError> {
+        BinaryData::new(bytes).map(Self)
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub(crate) fn data(&self) -> &BinaryData {
+        &self.0
+    }
+}
+
+impl From<BinaryData> for Password {
+    fn from(data: BinaryData) -> Self {
+        Self(data)
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+mod arbitrary_impls {
+    use arbitrary::{Arbitrary, Result, Unstructured};
+
+    use super::*;
+
+    impl<'a> Arbitrary<'a> for MqttString {
+        fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+            let s: String = u.arbitrary()?;
+            let mut s: String = s.chars().filter(|&c| c != '\0').collect();
+            while s.len() > MAX_FIELD_LEN {
+                s.pop();
+            }
+            Self::new(s).map_err(|_| arbitrary::Error::IncorrectFormat)
+        }
+    }
+
+    impl<'a> Arbitrary<'a> for BinaryData {
+        fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+            let len = u.arbitrary_len::<u8>()?.min(MAX_FIELD_LEN);
+            Ok(Self(Bytes::copy_from_slice(u.bytes(len)?)))
+        }
+    }
+
+    impl<'a> Arbitrary<'a> for Password {
+        fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+            Ok(Self(u.arbitrary()?))
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Topic names and topic filters (section 4.7).
+
+use std::{fmt, ops::Deref};
+
+use bytes::Bytes;
+
+use crate::{MqttString, ValueError};
+
+/// The name of a topic a message is published to: a non-empty [`MqttString`] without
+/// wildcards.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicName(MqttString);
+
+impl TopicName {
+    /// The topic name `name`, or why it is not one.
+    ///
+    /// ```
+    /// # use haka_codec::{TopicName, ValueError};
+    /// assert!(TopicName::new("sensors/room1/temperature").is_ok());
+    /// assert_eq!(TopicName::new("sensors/+"), Err(ValueError::WildcardInTopicName));
+    /// assert_eq!(TopicName::new(""), Err(ValueError::EmptyTopic));
+    /// ```
+    pub fn new(name: impl Into<String>) -> Result<Self, ValueError> {
+        let name = name.into();
+        check_topic_name(name.as_bytes())?;
+        MqttString::new(name).map(Self)
+    }
+
+    /// A topic name from a `'static` text, checked like [`TopicName::new`].
+    pub fn from_static(name: &'static str) -> Result<Self, ValueError> {
+        check_topic_name(name.as_bytes())?;
+        MqttString::from_static(name).map(Self)
+    }
+
+    /// A topic name over `bytes`, without copying them.
+    pub fn from_bytes(bytes: Bytes) -> Result<Self, ValueError> {
+        check_topic_name(&bytes)?;
+        MqttString::from_bytes(bytes).map(Self)
+    }
+
+    /// A topic name from a string that is known to be valid as one.
+    pub fn from_mqtt_string(s: MqttString) -> Result<Self, ValueError> {
+        check_topic_name(s.as_bytes())?;
+        Ok(Self(s))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The name as a validated string.
+    pub fn as_mqtt_string(&self) -> &MqttString {
+        &self.0
+    }
+}
+
+/// [MQTT-4.7.3-1] All Topic Names and Topic Filters MUST be at least one character long.
+/// [MQTT-3.3.2-2] The Topic Name in the PUBLISH Packet MUST NOT contain wildcard characters.
+fn check_topic_name(bytes: &[u8]) -> Result<(), ValueError> {
+    if bytes.is_empty() {
+        return Err(ValueError::EmptyTopic);
+    }
+    if bytes.iter().any(|&b| b == b'+' || b == b'#') {
+        return Err(ValueError::WildcardInTopicName);
+    }
+    Ok(())
+}
+
+/// A topic filter of a subscription: a non-empty [`MqttString`] whose wildcards `+` and `#`
+/// stand where the specification allows them.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicFilter(MqttString);
+
+impl TopicFilter {
+    /// The topic filter `filter`, or why it is not one.
+    ///
+    /// ```
+    /// # use haka_codec::{TopicFilter, ValueError};
+    /// assert!(TopicFilter::new("sensors/+/temperature").is_ok());
+    /// assert!(TopicFilter::new("sensors/#").is_ok());
+    /// assert_eq!(TopicFilter::new("sensors#"), Err(ValueError::MisplacedMultiLevelWildcard));
+    /// assert_eq!(TopicFilter::new("sensors+"), Err(ValueError::MisplacedSingleLevelWildcard));
+    /// ```
+    pub fn new(filter: impl Into<String>) -> Result<Self, ValueError> {
+        let filter = filter.into();
+        check_topic_filter(filter.as_bytes())?;
+        MqttString::new(filter).map(Self)
+    }
+
+    /// A topic filter from a `'static` text, checked like [`TopicFilter::new`].
+    pub fn from_static(filter: &'static str) -> Result<Self, ValueError> {
+        check_topic_filter(filter.as_bytes())?;
+        MqttString::from_static(filter).map(Self)
+    }
+
+    /// A topic filter over `bytes`, without copying them.
+    pub fn from_bytes(bytes: Bytes) -> Result<Self, ValueError> {
+        check_topic_filter(&bytes)?;
+        MqttString::from_bytes(bytes).map(Self)
+    }
+
+    /// The filter.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The filter as a validated string.
+    pub fn as_mqtt_string(&self) -> &MqttString {
+        &self.0
+    }
+
+    /// Whether a message published to `topic` matches this filter (section 4.7).
+    ///
+    /// ```
+    /// # use haka_codec::{TopicFilter, TopicName};
+    /// let filter = TopicFilter::new("sport/+/player1").unwrap();
+    /// assert!(filter.matches(&TopicName::new("sport/tennis/player1").unwrap()));
+    /// assert!(!filter.matches(&TopicName::new("sport/tennis/player2").unwrap()));
+    /// let all = TopicFilter::new("#").unwrap();
+    /// assert!(!all.matches(&TopicName::new("$SYS/uptime").unwrap()));
+    /// ```
+    pub fn matches(&self, topic: &TopicName) -> bool {
+        let topic = topic.as_str();
+        let filter = self.as_str();
+        // [MQTT-4.7.2-1] The Server MUST NOT match Topic Filters starting with a wildcard
+        // character (# or +) with Topic Names beginning with a $ character.
+        if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+            return false;
+        }
+        let mut topic_levels = topic.split('/');
+        for level in filter.split('/') {
+            match level {
+                // "sport/#" also matches the parent level "sport" (section 4.7.1.2).
+                "#" => return true,
+                "+" => {
+                    if topic_levels.next().is_none() {
+                        return false;
+                    }
+                }
+                exact => {
+                    if topic_levels.next() != Some(exact) {
+                        return false;
+                    }
+                }
+            }
+        }
+        topic_levels.next().is_none()
+    }
+}
+
+/// [MQTT-4.7.3-1] All Topic Names and Topic Filters MUST be at least one character long.
+fn check_topic_filter(bytes: &[u8]) -> Result<(), ValueError> {
+    if bytes.is_empty() {
+        return Err(ValueError::EmptyTopic);
+    }
+    let levels = bytes.split(|&b| b == b'/');
+    let mut levels = levels.peekable();
+    while let Some(level) = levels.next() {
+        if level.contains(&b'#') {
+            // [MQTT-4.7.1-2] The multi-level wildcard character MUST be specified either on its
+            // own or following a topic level separator. In either case it MUST be the last
+            // character specified in the Topic Filter.
+            if level != b"#" || levels.peek().is_some() {
+                return Err(ValueError::MisplacedMultiLevelWildcard);
+            }
+        } else if level.contains(&b'+') && level != b"+" {
+            // [MQTT-4.7.1-3] The single-level wildcard can be used at any level in the Topic
+            // Filter, including first and last levels. Where it is used it MUST occupy an
+            // entire level of the filter.
+            return Err(ValueError::MisplacedSingleLevelWildcard);
+        }
+    }
+    Ok(())
+}
+
+macro_rules! string_newtype_impls {
+    ($ty:ident) => {
+        impl Deref for $ty {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl TryFrom<&str> for $ty {
+            type Error = ValueError;
+
+            fn try_from(s: &str) -> Result<Self, Self::Error> {
+                Self::new(s)
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = ValueError;
+
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::new(s)
+            }
+        }
+
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self.as_str(), f)
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl From<$ty> for MqttString {
+            fn from(t: $ty) -> Self {
+                t.0
+            }
+        }
+    };
+}
+
+string_newtype_impls!(TopicName);
+string_newtype_impls!(TopicFilter);
+
+#[cfg(feature = "arbitrary")]
+mod arbitrary_impls {
+    use arbitrary::{Arbitrary, Result, Unstructured};
+
+    use super::*;
+
+    /// Builds topic levels from a small alphabet so that wildcards, separators, `$` and
+    /// multi-byte characters all show up often.
+    fn level(u: &mut Unstructured<'_>, wildcards: bool) -> Result<String> {
+        const ALPHABET: &[&str] = &["a", "b", "z", "0", " ", "$", "\u{e9}", "\u{1F600}", "-"];
+        if wildcards && u.ratio(1, 5)? {
+            return Ok("+".to_owned());
+        }
+        let len = u.int_in_range(0..=6)?;
+        let mut s = String::new();
+        for _ in 0..len {
+            s.push_str(u.choose(ALPHABET)?);
+        }
+        Ok(s)
+    }
+
+    impl<'a> Arbitrary<'a> for TopicName {
+        fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+            let levels = u.int_in_range(1..=5)?;
+            let mut s = level(u, false)?;
+            for _ in 1..levels {
+                s.push('/');
+                s.push_str(&level(u, false)?);
+            }
+            if s.is_empty() {
+                s.push('t');
+            }
+            Self::new(s).map_err(|_| arbitrary::Error::IncorrectFormat)
+        }
+    }
+
+    impl<'a> Arbitrary<'a> for TopicFilter {
+        fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+            let levels = u.int_in_range(1..=5)?;
+            let mut s = level(u, true)?;
+            for _ in 1..levels {
+                s.push('/');
+                s.push_str(&level(u, true)?);
+            }
+            if u.ratio(1, 4)? {
+                s.push_str(if s.is_empty() { "#" } else { "/#" });
+            }
+            if s.is_empty() {
+                s.push('t');
+            }
+            Self::new(s).map_err(|_| arbitrary::Error::IncorrectFormat)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_wildcard_placement() {
+        for ok in ["#", "+", "+/+", "/+", "a/#", "+/#", "a//b", "/", "$SYS/#"] {
+            assert!(TopicFilter::new(ok).is_ok(), "{ok}");
+        }
+        for (bad, err) in [
+            ("a#", ValueError::MisplacedMultiLevelWildcard),
+            ("#/a", ValueError::MisplacedMultiLevelWildcard),
+            ("a/#/", ValueError::MisplacedMultiLevelWildcard),
+            ("a+", ValueError::MisplacedSingleLevelWildcard),
+            ("+a/b", ValueError::MisplacedSingleLevelWildcard),
+            ("", ValueError::EmptyTopic),
+        ] {
+            assert_eq!(TopicFilter::new(bad), Err(err), "{bad}");
+        }
+    }
+
+    #[test]
+    fn matching_follows_section_4_7() {
+        let m = |f: &str, t: &str| {
+            TopicFilter::new(f)
+                .unwrap()
+                .matches(&TopicName::new(t).unwrap())
+        };
+        assert!(m("sport/tennis/player1/#", "sport/tennis/player1"));
+        assert!(m("sport/tennis/player1/#", "sport/tennis/player1/ranking"));
+        assert!(m("sport/#", "sport"));
+        assert!(m("+/+", "/finance"));
+        assert!(m("/+", "/finance"));
+        assert!(!m("+", "/finance"));
+        assert!(!m("sport/+", "sport"));
+        assert!(m("sport/+", "sport/"));
+        assert!(m("$SYS/#", "$SYS/broker"));
+        assert!(!m("+/monitor/Clients", "$SYS/monitor/Clients"));
+    }
+}
