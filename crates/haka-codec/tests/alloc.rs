@@ -1,0 +1,172 @@
+//! Counts heap allocations to prove two claims of the codec:
+//!
+//! - decoding a PUBLISH allocates nothing beyond the frame's own buffer: topic and payload are
+//!   slices of it;
+//! - a forged remaining length never makes the decoder reserve or allocate what it announces.
+//!
+//! The counting allocator counts per thread, so the test harness's own threads do not disturb
+//! the figures.
+
+// A global allocator can only be written with `unsafe impl GlobalAlloc`; it forwards to the
+// system allocator unchanged.
+#![allow(unsafe_code)]
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    cell::Cell,
+};
+
+use bytes::{Bytes, BytesMut};
+use haka_codec::{
+    Codec, DecodeError, Delivery, Packet, PacketId, Publish, TopicName, MAX_PACKET_SIZE,
+};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    static ALLOCATED_BYTES: Cell<usize> = const { Cell::new(0) };
+}
+
+fn record(size: usize) {
+    // `try_with`: the thread-local may already be gone while a thread shuts down.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    let _ = ALLOCATED_BYTES.try_with(|n| n.set(n.get() + size));
+}
+
+// SAFETY: every call is forwarded to `System` with the same arguments.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        record(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        record(layout.size());
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        record(new_size);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns what it returned, with the number of allocations and bytes it made.
+fn counted<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
+    let (n0, b0) = (ALLOCATIONS.with(Cell::get), ALLOCATED_BYTES.with(Cell::get));
+    let value = f();
+    let (n1, b1) = (ALLOCATIONS.with(Cell::get), ALLOCATED_BYTES.with(Cell::get));
+    (value, n1 - n0, b1 - b0)
+}
+
+fn publishes(count: usize) -> BytesMut {
+    let codec = Codec::new();
+    let mut wire = BytesMut::new();
+    for i in 0..count {
+        let delivery = match i % 3 {
+            0 => Delivery::AtMostOnce,
+            1 => Delivery::AtLeastOnce {
+                packet_id: PacketId::new(i as u16 + 1).unwrap(),
+                dup: false,
+            },
+            _ => Delivery::ExactlyOnce {
+                packet_id: PacketId::new(i as u16 + 1).unwrap(),
+                dup: true,
+            },
+        };
+        let publish = Publish::new(
+            TopicName::new("sensors/room1/temperature").unwrap(),
+            delivery,
+            vec![i as u8; [16, 1024, 65_536][i % 3]],
+        );
+        codec.encode(&Packet::Publish(publish), &mut wire).unwrap();
+    }
+    wire
+}
+
+#[test]
+fn decoding_publish_from_a_shared_frame_allocates_nothing() {
+    let codec = Codec::new();
+    let wire: Bytes = publishes(300).freeze();
+    // Make the buffer shared once, as a read loop's buffer is after its first split.
+    let mut input = wire.clone();
+    let ((), allocations, bytes) = counted(|| {
+        let mut decoded = 0;
+        while let Some(packet) = codec.decode_bytes(&mut input).unwrap() {
+            let Packet::Publish(publish) = packet else {
+                panic!("not a PUBLISH")
+            };
+            assert_eq!(publish.topic, "sensors/room1/temperature");
+            decoded += 1;
+        }
+        assert_eq!(decoded, 300);
+    });
+    assert_eq!((allocations, bytes), (0, 0));
+}
+
+#[test]
+fn streaming_decode_of_publish_allocates_nothing_per_packet() {
+    let codec = Codec::new();
+    let mut buf = publishes(300);
+    let (packets, allocations, bytes) = counted(|| {
+        let mut packets = Vec::with_capacity(300);
+        while let Some(packet) = codec.decode(&mut buf).unwrap() {
+            packets.push(packet);
+        }
+        packets
+    });
+    assert_eq!(packets.len(), 300);
+    // `Vec::with_capacity` above is one allocation. The first `split_to` of a `BytesMut`
+    // turns its buffer into a shared one, which takes one small header allocation for the
+    // whole buffer, not one per packet.
+    assert_eq!(allocations, 2, "{bytes} bytes");
+    let vec_bytes = 300 * std::mem::size_of::<Packet>();
+    assert!(bytes - vec_bytes <= 64, "{bytes} bytes");
+    // Payloads point into the received buffer.
+    let Packet::Publish(last) = &packets[299] else {
+        panic!()
+    };
+    assert_eq!(last.payload.len(), 65_536);
+}
+
+#[test]
+fn forged_remaining_length_allocates_nothing() {
+    // A fixed header announcing the largest packet MQTT can express.
+    let forged = [0x30, 0xff, 0xff, 0xff, 0x7f];
+    for codec in [
+        Codec::new(),
+        Codec::new().with_max_incoming_packet_size(MAX_PACKET_SIZE),
+    ] {
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(&forged);
+        let (result, allocations, bytes) = counted(|| codec.decode(&mut buf));
+        assert!(matches!(
+            result,
+            Ok(None) | Err(DecodeError::PacketTooLarge { .. })
+        ));
+        assert_eq!((allocations, bytes), (0, 0));
+        assert_eq!(buf.capacity(), 64, "nothing reserved");
+    }
+}
+
+#[test]
+fn forged_inner_lengths_allocate_at_most_the_body() {
+    // A SUBSCRIBE whose first filter claims 65,535 bytes and whose body holds 5: the list is
+    // sized from what the body can hold, never from the claim.
+    let codec = Codec::new();
+    let mut buf = BytesMut::from(&[0x82, 0x06, 0x00, 0x01, 0xff, 0xff, b'a', 0x00][..]);
+    let (result, _, bytes) = counted(|| codec.decode(&mut buf));
+    assert_eq!(
+        result,
+        Err(DecodeError::Truncated(haka_codec::PacketType::Subscribe))
+    );
+    assert!(bytes <= 256, "{bytes} bytes");
+}
