@@ -7,6 +7,8 @@
 //! The counting allocator counts per thread, so the test harness's own threads do not disturb
 //! the figures.
 
+// A test fails by panicking: unwrapping is how these helpers report it.
+#![allow(clippy::unwrap_used)]
 // A global allocator can only be written with `unsafe impl GlobalAlloc`; it forwards to the
 // system allocator unchanged.
 #![allow(unsafe_code)]
@@ -74,20 +76,22 @@ fn publishes(count: usize) -> BytesMut {
         let delivery = match i % 3 {
             0 => Delivery::AtMostOnce,
             1 => Delivery::AtLeastOnce {
-                packet_id: PacketId::new(i as u16 + 1).unwrap(),
+                packet_id: PacketId::new(i as u16 + 1).expect("i < 65535"),
                 dup: false,
             },
             _ => Delivery::ExactlyOnce {
-                packet_id: PacketId::new(i as u16 + 1).unwrap(),
+                packet_id: PacketId::new(i as u16 + 1).expect("i < 65535"),
                 dup: true,
             },
         };
         let publish = Publish::new(
-            TopicName::new("sensors/room1/temperature").unwrap(),
+            TopicName::new("sensors/room1/temperature").expect("a valid topic"),
             delivery,
             vec![i as u8; [16, 1024, 65_536][i % 3]],
         );
-        codec.encode(&Packet::Publish(publish), &mut wire).unwrap();
+        codec
+            .encode(&Packet::Publish(publish), &mut wire)
+            .expect("a valid packet");
     }
     wire
 }

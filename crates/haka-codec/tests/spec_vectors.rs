@@ -2,6 +2,9 @@
 //! specification's chapter 3. Each is decoded to the expected packet and encoded back to the
 //! same bytes.
 
+// A test fails by panicking: unwrapping is how these helpers report it.
+#![allow(clippy::unwrap_used)]
+
 use bytes::{Bytes, BytesMut};
 use haka_codec::{
     BinaryData, Codec, ConnAck, Connect, ConnectReturnCode, Delivery, Disconnect, LastWill, Login,

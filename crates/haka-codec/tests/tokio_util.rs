@@ -1,5 +1,8 @@
 //! The `tokio-util` feature: `Codec` as a `tokio_util::codec::{Decoder, Encoder}`.
 
+// A test fails by panicking: unwrapping is how these helpers report it.
+#![allow(clippy::unwrap_used)]
+
 use bytes::BytesMut;
 use haka_codec::{Codec, CodecError, DecodeError, Packet, PacketId, PubAck};
 use tokio_util::codec::{Decoder, Encoder};
