@@ -129,7 +129,13 @@ impl Codec {
         if src.len() < header.packet_len() {
             return Ok(None);
         }
-        let mut frame = src.split_to(header.packet_len());
+        // When the packet is all that is left, take the buffer itself rather than a second
+        // handle to it: one reference-count update less.
+        let mut frame = if src.len() == header.packet_len() {
+            std::mem::take(src)
+        } else {
+            src.split_to(header.packet_len())
+        };
         frame.advance(header.header_len);
         Packet::parse(header, frame).map(Some)
     }
@@ -143,6 +149,12 @@ impl Codec {
     /// Appends `packet` to `dst`, reserving the room it needs. On error `dst` is unchanged.
     #[inline]
     pub fn encode(&self, packet: &Packet, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        if let Packet::Publish(publish) = packet {
+            // The hot path, written out so that it costs a head and a payload copy.
+            self.encode_publish_head(publish, dst)?;
+            dst.extend_from_slice(&publish.payload);
+            return Ok(());
+        }
         if let Packet::Connect(connect) = packet {
             // [MQTT-3.1.3-7] If the Client supplies a zero-byte ClientId, the Client MUST also
             // set CleanSession to 1.
@@ -187,11 +199,10 @@ impl Codec {
         dst: &mut BytesMut,
     ) -> Result<(), EncodeError> {
         let body_len = publish.body_len();
-        self.checked_packet_len(body_len)?;
-        let head_len = 1 + remaining_length_len(body_len) + publish.variable_header_len();
-        dst.reserve(head_len);
-        write_fixed_header(dst, publish.first_byte(), body_len);
-        publish.write_variable_header(dst);
+        let packet_len = self.checked_packet_len(body_len)?;
+        // Room for the payload too: `encode` appends it next.
+        dst.reserve(packet_len);
+        publish.write_head(dst, body_len);
         Ok(())
     }
 

@@ -170,23 +170,32 @@ pub(crate) const fn remaining_length_len(len: usize) -> usize {
 /// Writes a fixed header; `remaining_length` must not exceed [`MAX_REMAINING_LENGTH`].
 #[inline]
 pub(crate) fn write_fixed_header(dst: &mut impl BufMut, first_byte: u8, remaining_length: usize) {
+    let mut buf = [0u8; 5];
+    let n = encode_fixed_header(&mut buf, first_byte, remaining_length);
+    dst.put_slice(&buf[..n]);
+}
+
+/// Encodes a fixed header at the start of `buf` and returns its length, 2 to 5 bytes.
+#[inline]
+pub(crate) fn encode_fixed_header(
+    buf: &mut [u8],
+    first_byte: u8,
+    remaining_length: usize,
+) -> usize {
     debug_assert!(remaining_length <= MAX_REMAINING_LENGTH);
-    let mut buf = [first_byte, 0, 0, 0, 0];
+    buf[0] = first_byte;
     let mut n = 1;
     let mut len = remaining_length;
     loop {
-        let mut byte = (len & 0x7f) as u8;
+        let byte = (len & 0x7f) as u8;
         len >>= 7;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        buf[n] = byte;
-        n += 1;
         if len == 0 {
-            break;
+            buf[n] = byte;
+            return n + 1;
         }
+        buf[n] = byte | 0x80;
+        n += 1;
     }
-    dst.put_slice(&buf[..n]);
 }
 
 #[cfg(test)]

@@ -45,10 +45,38 @@ impl MqttString {
 
     /// A string over `bytes`, without copying them, after checking that they are well-formed
     /// UTF-8 [MQTT-1.5.3-1] without U+0000 [MQTT-1.5.3-2] and at most 65,535 bytes long.
+    #[inline]
     pub fn from_bytes(bytes: Bytes) -> Result<Self, ValueError> {
-        let s = ByteString::try_from(bytes).map_err(|_| ValueError::InvalidUtf8)?;
-        check_str(&s)?;
-        Ok(Self(s))
+        if bytes.len() > MAX_FIELD_LEN {
+            return Err(ValueError::StringTooLong { len: bytes.len() });
+        }
+        let scan = Scan::of(&bytes);
+        // [MQTT-1.5.3-2] A UTF-8 encoded string MUST NOT include an encoding of the null
+        // character U+0000.
+        if scan.nul {
+            return Err(ValueError::NullCharacter);
+        }
+        Self::from_scanned(bytes, scan)
+    }
+
+    /// Builds a string from bytes that [`Scan::of`] found free of U+0000 and that are at most
+    /// 65,535 bytes long: what is left to check is UTF-8, and only when they are not ASCII.
+    #[inline]
+    #[allow(unsafe_code)] // The one unchecked conversion of the crate, proved just above it.
+    pub(crate) fn from_scanned(bytes: Bytes, scan: Scan) -> Result<Self, ValueError> {
+        debug_assert!(!scan.nul && bytes.len() <= MAX_FIELD_LEN);
+        if scan.ascii {
+            debug_assert!(bytes.is_ascii());
+            // SAFETY: `scan.ascii` means no byte has its high bit set: ASCII, which is
+            // well-formed UTF-8. Decoding short topics is the hot path, and validating them
+            // again would cost as much as the rest of the PUBLISH.
+            return Ok(Self(unsafe { ByteString::from_bytes_unchecked(bytes) }));
+        }
+        // [MQTT-1.5.3-1] The character data in a UTF-8 encoded string MUST be well-formed
+        // UTF-8. Rust's validation also refuses the surrogates U+D800..U+DFFF the rule names.
+        ByteString::try_from(bytes)
+            .map(Self)
+            .map_err(|_| ValueError::InvalidUtf8)
     }
 
     /// The text.
@@ -84,10 +112,58 @@ pub(crate) fn check_str(s: &str) -> Result<(), ValueError> {
     }
     // [MQTT-1.5.3-2] A UTF-8 encoded string MUST NOT include an encoding of the null character
     // U+0000.
-    if s.as_bytes().contains(&0) {
+    if Scan::of(s.as_bytes()).nul {
         return Err(ValueError::NullCharacter);
     }
     Ok(())
+}
+
+/// What one pass over a string found: the bytes that MQTT strings and topics forbid or give a
+/// meaning to, and whether it is plain ASCII.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// A 0x00 byte (U+0000).
+    pub(crate) nul: bool,
+    /// A `+` or `#`.
+    pub(crate) wildcard: bool,
+    /// No byte above 0x7F.
+    pub(crate) ascii: bool,
+}
+
+impl Scan {
+    /// Scans `bytes` eight at a time. Strings in MQTT packets are short (topics of a few dozen
+    /// bytes), where one word-at-a-time pass beats separate searches and a UTF-8 validation.
+    #[inline]
+    pub(crate) fn of(bytes: &[u8]) -> Self {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
+        const PLUS: u64 = ONES * b'+' as u64;
+        const HASH: u64 = ONES * b'#' as u64;
+        // Has its high bit set in some byte exactly when some byte of `x` is zero (bytes
+        // above the first zero byte may be flagged too, which does not change "some").
+        let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+        let (mut nul, mut wildcard, mut high) = (0u64, 0u64, 0u64);
+        let mut word = |x: u64| {
+            nul |= zero_bytes(x);
+            wildcard |= zero_bytes(x ^ PLUS) | zero_bytes(x ^ HASH);
+            high |= x & HIGHS;
+        };
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            word(u64::from_le_bytes(w));
+        }
+        // The tail, padded with a byte that is none of the above.
+        let mut w = [b'a'; 8];
+        w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        word(u64::from_le_bytes(w));
+        Self {
+            nul: nul != 0,
+            wildcard: wildcard != 0,
+            ascii: high == 0,
+        }
+    }
 }
 
 impl Deref for MqttString {
@@ -234,6 +310,84 @@ impl From<BinaryData> for Password {
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Password(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_finds_each_byte_at_every_position() {
+        for len in 0..40 {
+            let clean = vec![b'a'; len];
+            let none = Scan {
+                nul: false,
+                wildcard: false,
+                ascii: true,
+            };
+            assert_eq!(Scan::of(&clean), none);
+            for pos in 0..len {
+                for (byte, expected) in [
+                    (0, Scan { nul: true, ..none }),
+                    (
+                        b'+',
+                        Scan {
+                            wildcard: true,
+                            ..none
+                        },
+                    ),
+                    (
+                        b'#',
+                        Scan {
+                            wildcard: true,
+                            ..none
+                        },
+                    ),
+                    (
+                        0x80,
+                        Scan {
+                            ascii: false,
+                            ..none
+                        },
+                    ),
+                    (
+                        0xff,
+                        Scan {
+                            ascii: false,
+                            ..none
+                        },
+                    ),
+                    // Neighbours in value are nothing special.
+                    (1, none),
+                    (b'*', none),
+                    (b'$', none),
+                    (b'"', none),
+                    (b',', none),
+                    (0x7f, none),
+                ] {
+                    let mut bytes = clean.clone();
+                    bytes[pos] = byte;
+                    assert_eq!(
+                        Scan::of(&bytes),
+                        expected,
+                        "len {len} pos {pos} byte {byte}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn non_ascii_strings_are_still_validated() {
+        assert_eq!(
+            MqttString::from_bytes(Bytes::from_static(b"caf\xc3\xa9")).map(|s| s.len()),
+            Ok(5)
+        );
+        assert_eq!(
+            MqttString::from_bytes(Bytes::from_static(b"caf\xc3")),
+            Err(ValueError::InvalidUtf8)
+        );
     }
 }
 

@@ -4,7 +4,10 @@ use std::{fmt, ops::Deref};
 
 use bytes::Bytes;
 
-use crate::{MqttString, ValueError};
+use crate::{
+    string::{Scan, MAX_FIELD_LEN},
+    MqttString, ValueError,
+};
 
 /// The name of a topic a message is published to: a non-empty [`MqttString`] without
 /// wildcards.
@@ -33,9 +36,21 @@ impl TopicName {
     }
 
     /// A topic name over `bytes`, without copying them.
+    #[inline]
     pub fn from_bytes(bytes: Bytes) -> Result<Self, ValueError> {
-        check_topic_name(&bytes)?;
-        MqttString::from_bytes(bytes).map(Self)
+        if bytes.len() > MAX_FIELD_LEN {
+            return Err(ValueError::StringTooLong { len: bytes.len() });
+        }
+        // One pass finds the forbidden bytes; which rule was broken is worked out only when
+        // one is there.
+        let scan = Scan::of(&bytes);
+        if bytes.is_empty() || scan.wildcard {
+            check_topic_name(&bytes)?;
+        }
+        if scan.nul {
+            return Err(ValueError::NullCharacter);
+        }
+        MqttString::from_scanned(bytes, scan).map(Self)
     }
 
     /// A topic name from a string that is known to be valid as one.
@@ -61,7 +76,7 @@ fn check_topic_name(bytes: &[u8]) -> Result<(), ValueError> {
     if bytes.is_empty() {
         return Err(ValueError::EmptyTopic);
     }
-    if bytes.iter().any(|&b| b == b'+' || b == b'#') {
+    if Scan::of(bytes).wildcard {
         return Err(ValueError::WildcardInTopicName);
     }
     Ok(())
@@ -95,9 +110,20 @@ impl TopicFilter {
     }
 
     /// A topic filter over `bytes`, without copying them.
+    #[inline]
     pub fn from_bytes(bytes: Bytes) -> Result<Self, ValueError> {
-        check_topic_filter(&bytes)?;
-        MqttString::from_bytes(bytes).map(Self)
+        if bytes.len() > MAX_FIELD_LEN {
+            return Err(ValueError::StringTooLong { len: bytes.len() });
+        }
+        let scan = Scan::of(&bytes);
+        if bytes.is_empty() || scan.wildcard {
+            // Check where the wildcards stand.
+            check_topic_filter(&bytes)?;
+        }
+        if scan.nul {
+            return Err(ValueError::NullCharacter);
+        }
+        MqttString::from_scanned(bytes, scan).map(Self)
     }
 
     /// The filter.

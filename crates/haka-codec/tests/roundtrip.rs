@@ -187,7 +187,7 @@ fn empty_client_id_needs_clean_session_to_be_encoded() {
     connect.clean_session = false;
     let mut buf = BytesMut::new();
     assert_eq!(
-        Codec::new().encode(&Packet::Connect(connect), &mut buf),
+        Codec::new().encode(&Packet::from(connect), &mut buf),
         Err(EncodeError::EmptyClientIdWithoutCleanSession)
     );
     assert!(buf.is_empty());

@@ -64,7 +64,7 @@ fn connect_minimal() {
         0x00, 0x3c,
         0x00, 0x04, b'h', b'a', b'k', b'a',
     ];
-    check(&bytes, Packet::Connect(Connect::new(string("haka"))));
+    check(&bytes, Packet::from(Connect::new(string("haka"))));
 }
 
 #[test]
@@ -95,7 +95,7 @@ fn connect_every_field() {
         string("u1"),
         Some(Password::new(&b"pwd"[..]).unwrap()),
     ));
-    check(&bytes, Packet::Connect(connect));
+    check(&bytes, Packet::from(connect));
 }
 
 #[test]
@@ -120,7 +120,7 @@ fn connect_persistent_session_retained_will_qos2_username_only() {
     will.retain = true;
     connect.will = Some(will);
     connect.login = Some(Login::new(string("us"), None));
-    check(&bytes, Packet::Connect(connect));
+    check(&bytes, Packet::from(connect));
 }
 
 #[test]

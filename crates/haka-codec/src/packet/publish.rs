@@ -3,7 +3,8 @@
 use bytes::{Buf, BufMut, Bytes};
 
 use crate::{
-    primitive::{packet_id, parse_body, put_length_prefixed, topic_name},
+    frame::encode_fixed_header,
+    primitive::{packet_id, put_length_prefixed, u16, ParseError},
     DecodeError, PacketId, PacketType, QoS, TopicName,
 };
 
@@ -129,7 +130,12 @@ impl Publish {
     }
 
     /// Parses a PUBLISH whose fixed-header flags are `flags` from its whole `body`; the
-    /// payload becomes the tail of `body` itself, without a copy.
+    /// topic is split off `body` and the payload is what remains of it, neither copied.
+    ///
+    /// This is the decoder's hot path, so it works on the `Bytes` directly rather than
+    /// through [`parse_body`](crate::primitive::parse_body): one reference-count update for
+    /// the topic, none for the payload.
+    #[inline]
     pub(crate) fn parse(flags: u8, mut body: Bytes) -> Result<Self, DecodeError> {
         let qos = (flags >> QOS_SHIFT) & 0b11;
         let dup = flags & FLAG_DUP != 0;
@@ -142,24 +148,31 @@ impl Publish {
         if qos == 0 && dup {
             return Err(DecodeError::DupOnQos0);
         }
-        let (delivery, topic, header_len) = parse_body(PacketType::Publish, &body, |i| {
-            let (rest, topic) = topic_name(&body, i)?;
-            let (rest, delivery) = match qos {
-                0 => (rest, Delivery::AtMostOnce),
-                1 => {
-                    let (rest, packet_id) = packet_id(rest)?;
-                    (rest, Delivery::AtLeastOnce { packet_id, dup })
-                }
-                _ => {
-                    let (rest, packet_id) = packet_id(rest)?;
-                    (rest, Delivery::ExactlyOnce { packet_id, dup })
-                }
-            };
-            // The payload is whatever follows; it is taken below without copying.
-            let header_len = i.len() - rest.len();
-            Ok((&rest[rest.len()..], (delivery, topic, header_len)))
-        })?;
-        body.advance(header_len);
+        let truncated = || DecodeError::Truncated(PacketType::Publish);
+        let (_, topic_len) = u16(&body).map_err(|_| truncated())?;
+        let topic_end = 2 + usize::from(topic_len);
+        let id_len = if qos == 0 { 0 } else { 2 };
+        if body.len() < topic_end + id_len {
+            return Err(truncated());
+        }
+        let mut topic = body.split_to(topic_end);
+        topic.advance(2);
+        let topic = TopicName::from_bytes(topic)?;
+        let delivery = if qos == 0 {
+            Delivery::AtMostOnce
+        } else {
+            let (_, packet_id) = packet_id(&body).map_err(|e| match e {
+                nom::Err::Failure(ParseError::Invalid(e)) => e,
+                _ => truncated(),
+            })?;
+            body.advance(2);
+            if qos == 1 {
+                Delivery::AtLeastOnce { packet_id, dup }
+            } else {
+                Delivery::ExactlyOnce { packet_id, dup }
+            }
+        };
+        // The payload is whatever follows (section 3.3.3), possibly nothing.
         Ok(Self {
             topic,
             payload: body,
@@ -192,16 +205,27 @@ impl Publish {
         byte
     }
 
-    /// Writes the topic and packet identifier, everything of the body but the payload.
-    pub(crate) fn write_variable_header(&self, dst: &mut impl BufMut) {
-        put_length_prefixed(dst, self.topic.as_bytes());
+    /// Writes everything but the payload: the fixed header for a body of `body_len` bytes,
+    /// the topic and the packet identifier, in three copies.
+    #[inline]
+    pub(crate) fn write_head(&self, dst: &mut impl BufMut, body_len: usize) {
+        let topic = self.topic.as_bytes();
+        // Fixed header and topic length together: at most 5 + 2 bytes.
+        let mut head = [0u8; 7];
+        let n = encode_fixed_header(&mut head, self.first_byte(), body_len);
+        head[n..n + 2].copy_from_slice(&(topic.len() as u16).to_be_bytes());
+        dst.put_slice(&head[..n + 2]);
+        dst.put_slice(topic);
         if let Some(id) = self.packet_id() {
             dst.put_u16(id.get());
         }
     }
 
     pub(crate) fn write_body(&self, dst: &mut impl BufMut) {
-        self.write_variable_header(dst);
+        put_length_prefixed(dst, self.topic.as_bytes());
+        if let Some(id) = self.packet_id() {
+            dst.put_u16(id.get());
+        }
         dst.put_slice(&self.payload);
     }
 }
