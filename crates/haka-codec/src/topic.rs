@@ -177,27 +177,46 @@ impl TopicFilter {
 
 /// [MQTT-4.7.3-1] All Topic Names and Topic Filters MUST be at least one character long.
 fn check_topic_filter(bytes: &[u8]) -> Result<(), ValueError> {
-    if bytes.is_empty() {
+    let Some(last) = bytes.len().checked_sub(1) else {
         return Err(ValueError::EmptyTopic);
-    }
-    let levels = bytes.split(|&b| b == b'/');
-    let mut levels = levels.peekable();
-    while let Some(level) = levels.next() {
-        if level.contains(&b'#') {
-            // [MQTT-4.7.1-2] The multi-level wildcard character MUST be specified either on its
-            // own or following a topic level separator. In either case it MUST be the last
-            // character specified in the Topic Filter.
-            if level != b"#" || levels.peek().is_some() {
-                return Err(ValueError::MisplacedMultiLevelWildcard);
+    };
+    // Only the bytes around a wildcard matter: find them eight bytes at a time and look at
+    // each one's neighbours.
+    let separator_before = |i: usize| i == 0 || bytes[i - 1] == b'/';
+    let separator_after = |i: usize| i == last || bytes[i + 1] == b'/';
+    for (w, chunk) in bytes.chunks(8).enumerate() {
+        let mut word = [b'a'; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        let mut wildcards = wildcard_bytes(u64::from_le_bytes(word));
+        while wildcards != 0 {
+            let i = w * 8 + (wildcards.trailing_zeros() / 8) as usize;
+            wildcards &= wildcards - 1;
+            if bytes[i] == b'#' {
+                // [MQTT-4.7.1-2] The multi-level wildcard character MUST be specified either
+                // on its own or following a topic level separator. In either case it MUST be
+                // the last character specified in the Topic Filter.
+                if i != last || !separator_before(i) {
+                    return Err(ValueError::MisplacedMultiLevelWildcard);
+                }
+            } else if !separator_before(i) || !separator_after(i) {
+                // [MQTT-4.7.1-3] The single-level wildcard can be used at any level in the
+                // Topic Filter, including first and last levels. Where it is used it MUST
+                // occupy an entire level of the filter.
+                return Err(ValueError::MisplacedSingleLevelWildcard);
             }
-        } else if level.contains(&b'+') && level != b"+" {
-            // [MQTT-4.7.1-3] The single-level wildcard can be used at any level in the Topic
-            // Filter, including first and last levels. Where it is used it MUST occupy an
-            // entire level of the filter.
-            return Err(ValueError::MisplacedSingleLevelWildcard);
         }
     }
     Ok(())
+}
+
+/// The high bit of each byte of `word` that is `+` or `#`, and of no other byte.
+#[inline]
+fn wildcard_bytes(word: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Exact per byte (no borrow between bytes): 0x80 where the byte of `x` is zero.
+    let zero_bytes = |x: u64| !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7);
+    zero_bytes(word ^ (ONES * u64::from(b'+'))) | zero_bytes(word ^ (ONES * u64::from(b'#')))
 }
 
 macro_rules! string_newtype_impls {
