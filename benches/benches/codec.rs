@@ -1,0 +1,852 @@
+//! `haka-codec` against other MQTT 3.1.1 codecs: rumqttc (`mqttbytes::v4`), mqttrs and
+//! mqtt-protocol, with a plain copy of the same bytes (`memcpy`) as the floor.
+//!
+//! Every group holds one packet (or one stream) and one figure per codec, so each figure has
+//! its peers beside it. Before a group is measured, every peer is checked to encode the same
+//! bytes as haka, or to decode the same input to the same packet, so the figures compare like
+//! with like.
+//!
+//! Timing model, the same for every peer of a group:
+//!
+//! - decode of one packet: the input buffer is prepared outside the timed region (a fresh
+//!   `BytesMut` for the streaming decoders, which consume it), and the decoded packet is
+//!   dropped outside it too, in batches of at most 256 packets and about 1 MiB of input;
+//! - encode: into a buffer that is reused, cleared before each packet and large enough from
+//!   the start, so no figure includes a growth of the buffer;
+//! - the mixed stream: the whole stream is decoded packet after packet, each packet dropped
+//!   right after it is decoded, as a client would.
+//!
+//! Run with `cargo bench -p haka-benches --bench codec`; `cargo test -p haka-benches --benches`
+//! runs every routine once, with the checks, as a smoke test.
+
+use std::{
+    hint::black_box,
+    io::{Cursor, IoSlice},
+};
+
+use bytes::{Bytes, BytesMut};
+use criterion::{
+    criterion_group, criterion_main, measurement::WallTime, BatchSize, BenchmarkGroup, Criterion,
+    Throughput,
+};
+use haka_benches::{self as input, PayloadSize};
+use haka_codec::{Codec, Packet, DEFAULT_MAX_INCOMING_PACKET_SIZE};
+use mqtt::{Decodable as _, Encodable as _};
+use rumqttc::mqttbytes::{v4 as rumqtt, QoS as RumqttQoS};
+
+/// rumqttc's incoming limit, the same as haka's default.
+const RUMQTT_MAX: usize = DEFAULT_MAX_INCOMING_PACKET_SIZE;
+
+/// How many inputs are prepared (and outputs kept) per timed batch: at most 256, and at most
+/// about 1 MiB of input.
+///
+/// Enough iterations to spread the timer's cost (at least 15 for the largest packet), few
+/// enough that a batch stays within the caches, the way a packet just read from a socket is.
+/// Larger batches measure the memory system instead of the codec: criterion keeps every output
+/// of a batch in a `Vec`, and with tens of thousands of outputs that `Vec` is fresh memory whose
+/// page faults land in the timed region, in proportion to the size of each peer's packet type.
+fn batch(input_len: usize) -> BatchSize {
+    let n = ((1usize << 20) / input_len.max(1)).clamp(1, 256);
+    BatchSize::NumIterations(n as u64)
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a decoded packet boils down to, to compare the peers' results with each other.
+
+/// The fields the benchmarks check on a decoded PUBLISH.
+#[derive(Debug, PartialEq, Eq)]
+struct PublishView {
+    topic: String,
+    qos: u8,
+    packet_id: Option<u16>,
+    payload: Vec<u8>,
+}
+
+fn haka_publish_view(packet: &Packet) -> PublishView {
+    let Packet::Publish(p) = packet else {
+        panic!("haka decoded {packet:?}, not a PUBLISH")
+    };
+    PublishView {
+        topic: p.topic.to_string(),
+        qos: p.qos() as u8,
+        packet_id: p.packet_id().map(|id| id.get()),
+        payload: p.payload.to_vec(),
+    }
+}
+
+fn rumqttc_publish_view(packet: &rumqtt::Packet) -> PublishView {
+    let rumqtt::Packet::Publish(p) = packet else {
+        panic!("rumqttc decoded {packet:?}, not a PUBLISH")
+    };
+    PublishView {
+        topic: p.topic.clone(),
+        qos: p.qos as u8,
+        packet_id: (p.qos != RumqttQoS::AtMostOnce).then_some(p.pkid),
+        payload: p.payload.to_vec(),
+    }
+}
+
+fn mqttrs_publish_view(packet: &mqttrs::Packet<'_>) -> PublishView {
+    let mqttrs::Packet::Publish(p) = packet else {
+        panic!("mqttrs decoded {packet:?}, not a PUBLISH")
+    };
+    PublishView {
+        topic: p.topic_name.to_owned(),
+        qos: p.qospid.qos() as u8,
+        packet_id: p.qospid.pid().map(mqttrs::Pid::get),
+        payload: p.payload.to_vec(),
+    }
+}
+
+fn mqtt_protocol_publish_view(packet: &mqtt::packet::VariablePacket) -> PublishView {
+    let mqtt::packet::VariablePacket::PublishPacket(p) = packet else {
+        panic!("mqtt-protocol decoded {packet:?}, not a PUBLISH")
+    };
+    let (qos, packet_id) = p.qos().split();
+    PublishView {
+        topic: p.topic_name().to_owned(),
+        qos: qos as u8,
+        packet_id,
+        payload: p.payload().to_vec(),
+    }
+}
+
+/// What the benchmarks check of a decoded stream: enough to tell a lost, repeated or
+/// misparsed packet.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct StreamView {
+    packets: usize,
+    publishes: usize,
+    payload_bytes: usize,
+    /// Sum of every packet identifier in the stream.
+    packet_ids: u64,
+    /// Sum of the packet types (1 to 14), so that swapped kinds show.
+    types: u64,
+}
+
+impl StreamView {
+    fn add(&mut self, ty: u8, packet_id: Option<u16>, payload: Option<usize>) {
+        self.packets += 1;
+        self.types += u64::from(ty);
+        self.packet_ids += packet_id.map_or(0, u64::from);
+        if let Some(len) = payload {
+            self.publishes += 1;
+            self.payload_bytes += len;
+        }
+    }
+
+    fn haka(&mut self, packet: &Packet) {
+        let ty = packet.packet_type() as u8;
+        match packet {
+            Packet::Publish(p) => {
+                self.add(ty, p.packet_id().map(|id| id.get()), Some(p.payload.len()))
+            }
+            Packet::PubAck(p) => self.add(ty, Some(p.packet_id.get()), None),
+            Packet::PubRec(p) => self.add(ty, Some(p.packet_id.get()), None),
+            Packet::PubRel(p) => self.add(ty, Some(p.packet_id.get()), None),
+            Packet::PubComp(p) => self.add(ty, Some(p.packet_id.get()), None),
+            Packet::SubAck(p) => self.add(ty, Some(p.packet_id.get()), None),
+            Packet::PingResp => self.add(ty, None, None),
+            other => panic!("not in the mixed stream: {other:?}"),
+        }
+    }
+
+    fn rumqttc(&mut self, packet: &rumqtt::Packet) {
+        use rumqtt::Packet as P;
+        match packet {
+            P::Publish(p) => {
+                let id = (p.qos != RumqttQoS::AtMostOnce).then_some(p.pkid);
+                self.add(3, id, Some(p.payload.len()));
+            }
+            P::PubAck(p) => self.add(4, Some(p.pkid), None),
+            P::PubRec(p) => self.add(5, Some(p.pkid), None),
+            P::PubRel(p) => self.add(6, Some(p.pkid), None),
+            P::PubComp(p) => self.add(7, Some(p.pkid), None),
+            P::SubAck(p) => self.add(9, Some(p.pkid), None),
+            P::PingResp => self.add(13, None, None),
+            other => panic!("not in the mixed stream: {other:?}"),
+        }
+    }
+
+    fn mqttrs(&mut self, packet: &mqttrs::Packet<'_>) {
+        use mqttrs::Packet as P;
+        match packet {
+            P::Publish(p) => self.add(
+                3,
+                p.qospid.pid().map(mqttrs::Pid::get),
+                Some(p.payload.len()),
+            ),
+            P::Puback(id) => self.add(4, Some(id.get()), None),
+            P::Pubrec(id) => self.add(5, Some(id.get()), None),
+            P::Pubrel(id) => self.add(6, Some(id.get()), None),
+            P::Pubcomp(id) => self.add(7, Some(id.get()), None),
+            P::Suback(p) => self.add(9, Some(p.pid.get()), None),
+            P::Pingresp => self.add(13, None, None),
+            other => panic!("not in the mixed stream: {other:?}"),
+        }
+    }
+
+    fn mqtt_protocol(&mut self, packet: &mqtt::packet::VariablePacket) {
+        use mqtt::packet::VariablePacket as P;
+        match packet {
+            P::PublishPacket(p) => {
+                self.add(3, p.qos().split().1, Some(p.payload().len()));
+            }
+            P::PubackPacket(p) => self.add(4, Some(p.packet_identifier()), None),
+            P::PubrecPacket(p) => self.add(5, Some(p.packet_identifier()), None),
+            P::PubrelPacket(p) => self.add(6, Some(p.packet_identifier()), None),
+            P::PubcompPacket(p) => self.add(7, Some(p.packet_identifier()), None),
+            P::SubackPacket(p) => self.add(9, Some(p.packet_identifier()), None),
+            P::PingrespPacket(_) => self.add(13, None, None),
+            other => panic!("not in the mixed stream: {other:?}"),
+        }
+    }
+}
+
+/// Size of the packet at the start of `buf`, from its fixed header: mqttrs's `decode_slice`
+/// does not say how many bytes it used, so its stream loop frames the packets with this.
+#[inline]
+fn frame_len(buf: &[u8]) -> usize {
+    let mut len = 0;
+    for (i, &byte) in buf[1..].iter().take(4).enumerate() {
+        len |= usize::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return 2 + i + len;
+        }
+    }
+    panic!("malformed remaining length")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The peers' own values of the benchmark packets, built from the same constants.
+
+fn rumqttc_publish(payload_len: usize) -> rumqtt::Publish {
+    let mut p = rumqtt::Publish::from_bytes(
+        input::TOPIC,
+        RumqttQoS::AtLeastOnce,
+        input::payload(payload_len),
+    );
+    p.pkid = input::PUBLISH_PACKET_ID;
+    p
+}
+
+fn mqtt_protocol_publish(payload_len: usize) -> mqtt::packet::PublishPacket {
+    mqtt::packet::PublishPacket::new(
+        mqtt::TopicName::new(input::TOPIC).expect("valid topic"),
+        mqtt::packet::QoSWithPacketIdentifier::Level1(input::PUBLISH_PACKET_ID),
+        input::payload(payload_len).to_vec(),
+    )
+}
+
+fn mqttrs_pid(id: u16) -> mqttrs::Pid {
+    mqttrs::Pid::try_from(id).expect("not 0")
+}
+
+fn rumqttc_connect() -> rumqtt::Connect {
+    let mut c = rumqtt::Connect::new(input::CONNECT_CLIENT_ID);
+    c.keep_alive = input::CONNECT_KEEP_ALIVE;
+    c.clean_session = true;
+    c.set_login(input::CONNECT_USERNAME, input::CONNECT_PASSWORD);
+    c
+}
+
+fn mqttrs_connect() -> mqttrs::Connect<'static> {
+    mqttrs::Connect {
+        protocol: mqttrs::Protocol::MQTT311,
+        keep_alive: input::CONNECT_KEEP_ALIVE,
+        client_id: input::CONNECT_CLIENT_ID,
+        clean_session: true,
+        last_will: None,
+        username: Some(input::CONNECT_USERNAME),
+        password: Some(input::CONNECT_PASSWORD.as_bytes()),
+    }
+}
+
+fn mqtt_protocol_connect() -> mqtt::packet::ConnectPacket {
+    let mut c = mqtt::packet::ConnectPacket::new(input::CONNECT_CLIENT_ID);
+    c.set_keep_alive(input::CONNECT_KEEP_ALIVE);
+    c.set_clean_session(true);
+    c.set_user_name(Some(input::CONNECT_USERNAME.to_owned()));
+    c.set_password(Some(input::CONNECT_PASSWORD.to_owned()));
+    c
+}
+
+fn rumqttc_subscribe() -> rumqtt::Subscribe {
+    let mut s =
+        rumqtt::Subscribe::new_many((0..input::SUBSCRIBE_FILTERS).map(|i| {
+            rumqtt::SubscribeFilter::new(input::subscribe_filter(i), RumqttQoS::AtLeastOnce)
+        }));
+    s.pkid = input::SUBSCRIBE_PACKET_ID;
+    s
+}
+
+fn mqttrs_subscribe() -> mqttrs::Subscribe {
+    mqttrs::Subscribe::new(
+        mqttrs_pid(input::SUBSCRIBE_PACKET_ID),
+        (0..input::SUBSCRIBE_FILTERS)
+            .map(|i| mqttrs::SubscribeTopic {
+                topic_path: input::subscribe_filter(i),
+                qos: mqttrs::QoS::AtLeastOnce,
+            })
+            .collect(),
+    )
+}
+
+fn mqtt_protocol_subscribe() -> mqtt::packet::SubscribePacket {
+    mqtt::packet::SubscribePacket::new(
+        input::SUBSCRIBE_PACKET_ID,
+        (0..input::SUBSCRIBE_FILTERS)
+            .map(|i| {
+                let filter = mqtt::TopicFilter::new(input::subscribe_filter(i)).expect("valid");
+                (filter, mqtt::QualityOfService::Level1)
+            })
+            .collect(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoders: each decodes one packet from `wire` in the peer's natural way.
+
+fn decode_haka(codec: &Codec, wire: &Bytes) -> Packet {
+    let mut buf = BytesMut::from(&wire[..]);
+    let packet = codec.decode(&mut buf).expect("valid").expect("whole");
+    assert!(buf.is_empty());
+    packet
+}
+
+fn decode_haka_bytes(codec: &Codec, wire: &Bytes) -> Packet {
+    let mut src = wire.clone();
+    let packet = codec.decode_bytes(&mut src).expect("valid").expect("whole");
+    assert!(src.is_empty());
+    packet
+}
+
+fn decode_rumqttc(wire: &Bytes) -> rumqtt::Packet {
+    let mut buf = BytesMut::from(&wire[..]);
+    let packet = rumqtt::Packet::read(&mut buf, RUMQTT_MAX).expect("valid");
+    assert!(buf.is_empty());
+    packet
+}
+
+fn decode_mqttrs(wire: &[u8]) -> mqttrs::Packet<'_> {
+    mqttrs::decode_slice(wire).expect("valid").expect("whole")
+}
+
+fn decode_mqtt_protocol(wire: &[u8]) -> mqtt::packet::VariablePacket {
+    let mut cursor = Cursor::new(wire);
+    let packet = mqtt::packet::VariablePacket::decode(&mut cursor).expect("valid");
+    assert_eq!(cursor.position() as usize, wire.len());
+    packet
+}
+
+/// Adds the decoders of every peer on the single packet `wire` to `group`.
+fn bench_decode_one(group: &mut BenchmarkGroup<'_, WallTime>, wire: &Bytes) {
+    let codec = Codec::new();
+    let size = batch(wire.len());
+    group.bench_function("haka", |b| {
+        b.iter_batched_ref(
+            || BytesMut::from(&wire[..]),
+            |buf| codec.decode(black_box(buf)),
+            size,
+        );
+    });
+    group.bench_function("haka_bytes", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                let mut src = black_box(wire).clone();
+                let packet = codec.decode_bytes(&mut src);
+                (src, packet)
+            },
+            size,
+        );
+    });
+    group.bench_function("rumqttc", |b| {
+        b.iter_batched_ref(
+            || BytesMut::from(&wire[..]),
+            |buf| rumqtt::Packet::read(black_box(buf), RUMQTT_MAX),
+            size,
+        );
+    });
+    group.bench_function("mqttrs", |b| {
+        b.iter_batched(|| (), |()| mqttrs::decode_slice(black_box(&wire[..])), size);
+    });
+    group.bench_function("mqtt-protocol", |b| {
+        b.iter_batched(
+            || (),
+            |()| mqtt::packet::VariablePacket::decode(&mut Cursor::new(black_box(&wire[..]))),
+            size,
+        );
+    });
+    bench_memcpy(group, wire);
+}
+
+/// The floor: copying the same bytes into a reused buffer.
+fn bench_memcpy(group: &mut BenchmarkGroup<'_, WallTime>, bytes: &[u8]) {
+    let mut buf = Vec::with_capacity(bytes.len());
+    group.bench_function("memcpy", |b| {
+        b.iter(|| {
+            buf.clear();
+            buf.extend_from_slice(black_box(bytes));
+            black_box(buf.as_ptr());
+        });
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The groups.
+
+fn decode_publish(c: &mut Criterion) {
+    let codec = Codec::new();
+    for size in PayloadSize::ALL {
+        let wire = input::encode(&input::publish(size.bytes()).into());
+        assert_eq!(wire.len(), size.packet_len());
+
+        // Same input, same result, for everyone.
+        let expected = PublishView {
+            topic: input::TOPIC.to_owned(),
+            qos: 1,
+            packet_id: Some(input::PUBLISH_PACKET_ID),
+            payload: input::payload(size.bytes()).to_vec(),
+        };
+        assert_eq!(haka_publish_view(&decode_haka(&codec, &wire)), expected);
+        assert_eq!(
+            haka_publish_view(&decode_haka_bytes(&codec, &wire)),
+            expected
+        );
+        assert_eq!(rumqttc_publish_view(&decode_rumqttc(&wire)), expected);
+        assert_eq!(mqttrs_publish_view(&decode_mqttrs(&wire)), expected);
+        assert_eq!(
+            mqtt_protocol_publish_view(&decode_mqtt_protocol(&wire)),
+            expected
+        );
+
+        let mut group = c.benchmark_group(format!("decode/publish_{}", size.label()));
+        group.throughput(Throughput::Bytes(wire.len() as u64));
+        bench_decode_one(&mut group, &wire);
+        group.finish();
+    }
+}
+
+fn decode_puback(c: &mut Criterion) {
+    let codec = Codec::new();
+    let wire = input::encode(&input::puback().into());
+    let id = input::PUBACK_PACKET_ID;
+    for packet in [decode_haka(&codec, &wire), decode_haka_bytes(&codec, &wire)] {
+        assert!(matches!(packet, Packet::PubAck(p) if p.packet_id.get() == id));
+    }
+    assert!(matches!(decode_rumqttc(&wire), rumqtt::Packet::PubAck(p) if p.pkid == id));
+    assert!(matches!(decode_mqttrs(&wire), mqttrs::Packet::Puback(p) if p.get() == id));
+    assert!(matches!(
+        decode_mqtt_protocol(&wire),
+        mqtt::packet::VariablePacket::PubackPacket(p) if p.packet_identifier() == id
+    ));
+
+    let mut group = c.benchmark_group("decode/puback");
+    bench_decode_one(&mut group, &wire);
+    group.finish();
+}
+
+/// The fields the benchmarks check on a decoded CONNECT.
+type ConnectView = (String, bool, u16, Option<String>, Option<Vec<u8>>);
+
+fn decode_connect(c: &mut Criterion) {
+    let codec = Codec::new();
+    let wire = input::encode(&input::connect().into());
+    assert_eq!(wire.len(), input::CONNECT_LEN);
+
+    let expected: ConnectView = (
+        input::CONNECT_CLIENT_ID.to_owned(),
+        true,
+        input::CONNECT_KEEP_ALIVE,
+        Some(input::CONNECT_USERNAME.to_owned()),
+        Some(input::CONNECT_PASSWORD.as_bytes().to_vec()),
+    );
+    for packet in [decode_haka(&codec, &wire), decode_haka_bytes(&codec, &wire)] {
+        let Packet::Connect(p) = packet else {
+            panic!("not a CONNECT")
+        };
+        assert!(p.will.is_none());
+        let login = p.login.as_ref();
+        let view: ConnectView = (
+            p.client_id.to_string(),
+            p.clean_session,
+            p.keep_alive,
+            login.map(|l| l.username.to_string()),
+            login
+                .and_then(|l| l.password.as_ref())
+                .map(|pw| pw.expose().to_vec()),
+        );
+        assert_eq!(view, expected);
+    }
+    let rumqtt::Packet::Connect(p) = decode_rumqttc(&wire) else {
+        panic!("not a CONNECT")
+    };
+    assert!(p.last_will.is_none());
+    let view: ConnectView = (
+        p.client_id.clone(),
+        p.clean_session,
+        p.keep_alive,
+        p.login.as_ref().map(|l| l.username.clone()),
+        p.login.as_ref().map(|l| l.password.as_bytes().to_vec()),
+    );
+    assert_eq!(view, expected);
+    let mqttrs::Packet::Connect(p) = decode_mqttrs(&wire) else {
+        panic!("not a CONNECT")
+    };
+    assert!(p.last_will.is_none());
+    let view: ConnectView = (
+        p.client_id.to_owned(),
+        p.clean_session,
+        p.keep_alive,
+        p.username.map(str::to_owned),
+        p.password.map(<[u8]>::to_vec),
+    );
+    assert_eq!(view, expected);
+    let mqtt::packet::VariablePacket::ConnectPacket(p) = decode_mqtt_protocol(&wire) else {
+        panic!("not a CONNECT")
+    };
+    assert!(p.will().is_none());
+    let view: ConnectView = (
+        p.client_identifier().to_owned(),
+        p.clean_session(),
+        p.keep_alive(),
+        p.user_name().map(str::to_owned),
+        p.password().map(|pw| pw.as_bytes().to_vec()),
+    );
+    assert_eq!(view, expected);
+
+    let mut group = c.benchmark_group("decode/connect_42B");
+    bench_decode_one(&mut group, &wire);
+    group.finish();
+}
+
+/// The fields the benchmarks check on a decoded SUBSCRIBE: packet identifier, and each filter
+/// with its QoS.
+type SubscribeView = (u16, Vec<(String, u8)>);
+
+fn decode_subscribe(c: &mut Criterion) {
+    let codec = Codec::new();
+    let wire = input::encode(&input::subscribe().into());
+
+    let expected: SubscribeView = (
+        input::SUBSCRIBE_PACKET_ID,
+        (0..input::SUBSCRIBE_FILTERS)
+            .map(|i| (input::subscribe_filter(i), 1))
+            .collect(),
+    );
+    for packet in [decode_haka(&codec, &wire), decode_haka_bytes(&codec, &wire)] {
+        let Packet::Subscribe(p) = packet else {
+            panic!("not a SUBSCRIBE")
+        };
+        let filters = p.subscriptions().iter();
+        let filters = filters
+            .map(|s| (s.filter.to_string(), s.qos as u8))
+            .collect();
+        assert_eq!((p.packet_id.get(), filters), expected);
+    }
+    let rumqtt::Packet::Subscribe(p) = decode_rumqttc(&wire) else {
+        panic!("not a SUBSCRIBE")
+    };
+    let filters = p
+        .filters
+        .iter()
+        .map(|f| (f.path.clone(), f.qos as u8))
+        .collect();
+    assert_eq!((p.pkid, filters), expected);
+    let mqttrs::Packet::Subscribe(p) = decode_mqttrs(&wire) else {
+        panic!("not a SUBSCRIBE")
+    };
+    let filters = p.topics.iter();
+    let filters = filters
+        .map(|t| (t.topic_path.clone(), t.qos as u8))
+        .collect();
+    assert_eq!((p.pid.get(), filters), expected);
+    let mqtt::packet::VariablePacket::SubscribePacket(p) = decode_mqtt_protocol(&wire) else {
+        panic!("not a SUBSCRIBE")
+    };
+    let filters = p.subscribes().iter();
+    let filters = filters.map(|(f, q)| (f.to_string(), *q as u8)).collect();
+    assert_eq!((p.packet_identifier(), filters), expected);
+
+    let mut group = c.benchmark_group("decode/subscribe_10");
+    bench_decode_one(&mut group, &wire);
+    group.finish();
+}
+
+fn decode_stream(c: &mut Criterion) {
+    let codec = Codec::new();
+    let packets = input::mixed_stream(input::STREAM_PACKETS);
+    let wire = input::encode_all(&packets);
+    let mut expected = StreamView::default();
+    packets.iter().for_each(|p| expected.haka(p));
+    assert_eq!(expected.packets, input::STREAM_PACKETS);
+
+    // Each peer's loop over the whole stream, run once here to check it and then measured.
+    let haka = |buf: &mut BytesMut, mut on: Option<&mut StreamView>| {
+        while let Some(packet) = codec.decode(buf).expect("valid") {
+            if let Some(view) = on.as_deref_mut() {
+                view.haka(&packet);
+            }
+            black_box(packet);
+        }
+    };
+    let haka_bytes = |mut src: Bytes, mut on: Option<&mut StreamView>| {
+        while let Some(packet) = codec.decode_bytes(&mut src).expect("valid") {
+            if let Some(view) = on.as_deref_mut() {
+                view.haka(&packet);
+            }
+            black_box(packet);
+        }
+    };
+    let rumqttc = |buf: &mut BytesMut, mut on: Option<&mut StreamView>| {
+        while !buf.is_empty() {
+            let packet = rumqtt::Packet::read(buf, RUMQTT_MAX).expect("valid");
+            if let Some(view) = on.as_deref_mut() {
+                view.rumqttc(&packet);
+            }
+            black_box(packet);
+        }
+    };
+    let mqttrs = |mut rest: &[u8], mut on: Option<&mut StreamView>| {
+        while !rest.is_empty() {
+            let packet = mqttrs::decode_slice(rest).expect("valid").expect("whole");
+            if let Some(view) = on.as_deref_mut() {
+                view.mqttrs(&packet);
+            }
+            black_box(packet);
+            rest = &rest[frame_len(rest)..];
+        }
+    };
+    let mqtt_protocol = |all: &[u8], mut on: Option<&mut StreamView>| {
+        let mut cursor = Cursor::new(all);
+        while (cursor.position() as usize) < all.len() {
+            let packet = mqtt::packet::VariablePacket::decode(&mut cursor).expect("valid");
+            if let Some(view) = on.as_deref_mut() {
+                view.mqtt_protocol(&packet);
+            }
+            black_box(packet);
+        }
+    };
+
+    let check = |name: &str, run: &dyn Fn(&mut StreamView)| {
+        let mut view = StreamView::default();
+        run(&mut view);
+        assert_eq!(view, expected, "{name} decodes the stream differently");
+    };
+    check("haka", &|v| {
+        let mut buf = BytesMut::from(&wire[..]);
+        haka(&mut buf, Some(v));
+        assert!(buf.is_empty());
+    });
+    check("haka_bytes", &|v| haka_bytes(wire.clone(), Some(v)));
+    check("rumqttc", &|v| {
+        let mut buf = BytesMut::from(&wire[..]);
+        rumqttc(&mut buf, Some(v));
+    });
+    check("mqttrs", &|v| mqttrs(&wire, Some(v)));
+    check("mqtt-protocol", &|v| mqtt_protocol(&wire, Some(v)));
+
+    let mut group = c.benchmark_group("decode/stream_1000_mixed");
+    group.throughput(Throughput::Elements(input::STREAM_PACKETS as u64));
+    let size = batch(wire.len());
+    group.bench_function("haka", |b| {
+        b.iter_batched_ref(|| BytesMut::from(&wire[..]), |buf| haka(buf, None), size);
+    });
+    group.bench_function("haka_bytes", |b| {
+        b.iter(|| haka_bytes(black_box(&wire).clone(), None));
+    });
+    group.bench_function("rumqttc", |b| {
+        b.iter_batched_ref(|| BytesMut::from(&wire[..]), |buf| rumqttc(buf, None), size);
+    });
+    group.bench_function("mqttrs", |b| b.iter(|| mqttrs(black_box(&wire), None)));
+    group.bench_function("mqtt-protocol", |b| {
+        b.iter(|| mqtt_protocol(black_box(&wire), None));
+    });
+    bench_memcpy(&mut group, &wire);
+    group.finish();
+}
+
+/// Adds the encoders of every peer to `group`, after checking that each writes `wire`.
+///
+/// Each closure appends the packet to the buffer it is given; the buffers are reused, cleared
+/// before each packet and allocated once, with room for the whole packet.
+/// Generic over the peers' closures, not `dyn`, so that no peer pays an indirect call.
+fn bench_encode_one(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    wire: &Bytes,
+    haka: &Packet,
+    rumqttc: impl Fn(&mut BytesMut),
+    mqttrs: &mqttrs::Packet<'_>,
+    mqtt_protocol: impl Fn(&mut Vec<u8>),
+) {
+    let codec = Codec::new();
+    let len = wire.len();
+
+    // Every peer writes the very same bytes.
+    let mut buf = BytesMut::new();
+    codec.encode(haka, &mut buf).expect("encodable");
+    assert_eq!(buf, wire[..], "haka");
+    buf.clear();
+    rumqttc(&mut buf);
+    assert_eq!(buf, wire[..], "rumqttc");
+    let mut slice = vec![0; len];
+    let n = mqttrs::encode_slice(mqttrs, &mut slice).expect("encodable");
+    assert_eq!(slice[..n], wire[..], "mqttrs");
+    let mut vec = Vec::new();
+    mqtt_protocol(&mut vec);
+    assert_eq!(vec, wire[..], "mqtt-protocol");
+
+    let mut buf = BytesMut::with_capacity(len);
+    group.bench_function("haka", |b| {
+        b.iter(|| {
+            buf.clear();
+            codec.encode(black_box(haka), &mut buf).expect("encodable");
+            black_box(buf.as_ptr());
+        });
+    });
+    if let Packet::Publish(publish) = haka {
+        // What `write_vectored` would be given: the head, encoded into a reused buffer, then
+        // the payload as it is, not copied.
+        let mut head = BytesMut::with_capacity(16 + publish.topic.len());
+        let mut whole = BytesMut::new();
+        codec
+            .encode_publish_head(publish, &mut whole)
+            .expect("encodable");
+        whole.extend_from_slice(&publish.payload);
+        assert_eq!(whole, wire[..], "haka_vectored");
+        group.bench_function("haka_vectored", |b| {
+            b.iter(|| {
+                head.clear();
+                let publish = black_box(publish);
+                codec
+                    .encode_publish_head(publish, &mut head)
+                    .expect("encodable");
+                black_box([IoSlice::new(&head), IoSlice::new(&publish.payload)]);
+            });
+        });
+    }
+    let mut buf = BytesMut::with_capacity(len);
+    group.bench_function("rumqttc", |b| {
+        b.iter(|| {
+            buf.clear();
+            rumqttc(black_box(&mut buf));
+            black_box(buf.as_ptr());
+        });
+    });
+    group.bench_function("mqttrs", |b| {
+        b.iter(|| mqttrs::encode_slice(black_box(mqttrs), &mut slice).expect("encodable"));
+    });
+    let mut vec = Vec::with_capacity(len);
+    group.bench_function("mqtt-protocol", |b| {
+        b.iter(|| {
+            vec.clear();
+            mqtt_protocol(black_box(&mut vec));
+            black_box(vec.as_ptr());
+        });
+    });
+    bench_memcpy(group, wire);
+}
+
+fn encode_publish(c: &mut Criterion) {
+    for size in PayloadSize::ALL {
+        let haka = input::publish(size.bytes());
+        let wire = input::encode(&haka.clone().into());
+        let rumqttc = rumqttc_publish(size.bytes());
+        let mqttrs_payload = input::payload(size.bytes());
+        let mqttrs = mqttrs::Publish {
+            dup: false,
+            qospid: mqttrs::QosPid::AtLeastOnce(mqttrs_pid(input::PUBLISH_PACKET_ID)),
+            retain: false,
+            topic_name: input::TOPIC,
+            payload: &mqttrs_payload,
+        };
+        let mqtt_protocol = mqtt_protocol_publish(size.bytes());
+
+        let mut group = c.benchmark_group(format!("encode/publish_{}", size.label()));
+        group.throughput(Throughput::Bytes(wire.len() as u64));
+        bench_encode_one(
+            &mut group,
+            &wire,
+            &haka.into(),
+            |buf| {
+                rumqttc.write(buf).expect("encodable");
+            },
+            &mqttrs.into(),
+            |buf| mqtt_protocol.encode(buf).expect("encodable"),
+        );
+        group.finish();
+    }
+}
+
+fn encode_puback(c: &mut Criterion) {
+    let wire = input::encode(&input::puback().into());
+    let rumqttc = rumqtt::PubAck::new(input::PUBACK_PACKET_ID);
+    let mqtt_protocol = mqtt::packet::PubackPacket::new(input::PUBACK_PACKET_ID);
+
+    let mut group = c.benchmark_group("encode/puback");
+    bench_encode_one(
+        &mut group,
+        &wire,
+        &input::puback().into(),
+        |buf| {
+            rumqttc.write(buf).expect("encodable");
+        },
+        &mqttrs::Packet::Puback(mqttrs_pid(input::PUBACK_PACKET_ID)),
+        |buf| mqtt_protocol.encode(buf).expect("encodable"),
+    );
+    group.finish();
+}
+
+fn encode_connect(c: &mut Criterion) {
+    let wire = input::encode(&input::connect().into());
+    assert_eq!(wire.len(), input::CONNECT_LEN);
+    let rumqttc = rumqttc_connect();
+    let mqtt_protocol = mqtt_protocol_connect();
+
+    let mut group = c.benchmark_group("encode/connect_42B");
+    bench_encode_one(
+        &mut group,
+        &wire,
+        &input::connect().into(),
+        |buf| {
+            rumqttc.write(buf).expect("encodable");
+        },
+        &mqttrs_connect().into(),
+        |buf| mqtt_protocol.encode(buf).expect("encodable"),
+    );
+    group.finish();
+}
+
+fn encode_subscribe(c: &mut Criterion) {
+    let wire = input::encode(&input::subscribe().into());
+    let rumqttc = rumqttc_subscribe();
+    let mqtt_protocol = mqtt_protocol_subscribe();
+
+    let mut group = c.benchmark_group("encode/subscribe_10");
+    bench_encode_one(
+        &mut group,
+        &wire,
+        &input::subscribe().into(),
+        |buf| {
+            rumqttc.write(buf).expect("encodable");
+        },
+        &mqttrs_subscribe().into(),
+        |buf| mqtt_protocol.encode(buf).expect("encodable"),
+    );
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    decode_publish,
+    encode_publish,
+    decode_puback,
+    encode_puback,
+    decode_connect,
+    encode_connect,
+    decode_subscribe,
+    encode_subscribe,
+    decode_stream,
+);
+criterion_main!(benches);
