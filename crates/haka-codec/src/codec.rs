@@ -151,7 +151,9 @@ impl Codec {
     pub fn encode(&self, packet: &Packet, dst: &mut BytesMut) -> Result<(), EncodeError> {
         if let Packet::Publish(publish) = packet {
             // The hot path, written out so that it costs a head and a payload copy.
-            self.encode_publish_head(publish, dst)?;
+            let body_len = publish.body_len();
+            dst.reserve(self.checked_packet_len(body_len)?);
+            publish.write_head(dst, body_len);
             dst.extend_from_slice(&publish.payload);
             return Ok(());
         }
@@ -199,9 +201,10 @@ impl Codec {
         dst: &mut BytesMut,
     ) -> Result<(), EncodeError> {
         let body_len = publish.body_len();
-        let packet_len = self.checked_packet_len(body_len)?;
-        // Room for the payload too: `encode` appends it next.
-        dst.reserve(packet_len);
+        self.checked_packet_len(body_len)?;
+        // Room for the head only: the payload is not copied into `dst`, so a head buffer
+        // reused across packets stays as small as the largest head.
+        dst.reserve(1 + remaining_length_len(body_len) + publish.variable_header_len());
         publish.write_head(dst, body_len);
         Ok(())
     }

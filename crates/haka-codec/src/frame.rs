@@ -172,7 +172,24 @@ pub(crate) const fn remaining_length_len(len: usize) -> usize {
 pub(crate) fn write_fixed_header(dst: &mut impl BufMut, first_byte: u8, remaining_length: usize) {
     let mut buf = [0u8; 5];
     let n = encode_fixed_header(&mut buf, first_byte, remaining_length);
-    dst.put_slice(&buf[..n]);
+    put_short(dst, &buf, n);
+}
+
+/// Writes `buf[..n]`. Copies of a length known at compile time are inlined, while a copy of a
+/// length known only at run time is a call to `memmove`: dearer than the 2 to 7 bytes of a
+/// header are worth. So each possible length gets its own constant-length copy.
+#[inline]
+pub(crate) fn put_short<const N: usize>(dst: &mut impl BufMut, buf: &[u8; N], n: usize) {
+    match n {
+        0 => {}
+        1 => dst.put_slice(&buf[..1]),
+        2 => dst.put_slice(&buf[..2]),
+        3 => dst.put_slice(&buf[..3]),
+        4 => dst.put_slice(&buf[..4]),
+        5 => dst.put_slice(&buf[..5]),
+        6 => dst.put_slice(&buf[..6]),
+        _ => dst.put_slice(&buf[..n]),
+    }
 }
 
 /// Encodes a fixed header at the start of `buf` and returns its length, 2 to 5 bytes.

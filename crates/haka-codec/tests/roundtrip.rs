@@ -192,3 +192,18 @@ fn empty_client_id_needs_clean_session_to_be_encoded() {
     );
     assert!(buf.is_empty());
 }
+
+#[test]
+fn publish_head_reserves_room_for_the_head_only() {
+    let publish = Publish::new(
+        TopicName::new("sensors/room1/temperature").unwrap(),
+        Delivery::AtMostOnce,
+        vec![0; 65_536],
+    );
+    let mut head = BytesMut::new();
+    Codec::new()
+        .encode_publish_head(&publish, &mut head)
+        .unwrap();
+    assert_eq!(head.len(), 5 - 1 + 2 + 25);
+    assert!(head.capacity() < 1024, "{} bytes reserved", head.capacity());
+}

@@ -109,6 +109,7 @@ impl Packet {
     }
 
     /// Size of the body (what follows the fixed header), and the fixed header's first byte.
+    #[inline]
     pub(crate) fn body_len_and_first_byte(&self) -> (usize, u8) {
         match self {
             Self::Connect(p) => (p.body_len(), p.first_byte()),
@@ -129,6 +130,7 @@ impl Packet {
     }
 
     /// Writes the body; `dst` has room for [`Packet::body_len_and_first_byte`]'s length.
+    #[inline]
     pub(crate) fn write_body(&self, dst: &mut impl BufMut) {
         match self {
             Self::Connect(p) => p.write_body(dst),

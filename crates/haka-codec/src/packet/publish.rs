@@ -3,7 +3,7 @@
 use bytes::{Buf, BufMut, Bytes};
 
 use crate::{
-    frame::encode_fixed_header,
+    frame::{encode_fixed_header, put_short},
     primitive::{packet_id, put_length_prefixed, u16, ParseError},
     DecodeError, PacketId, PacketType, QoS, TopicName,
 };
@@ -214,7 +214,7 @@ impl Publish {
         let mut head = [0u8; 7];
         let n = encode_fixed_header(&mut head, self.first_byte(), body_len);
         head[n..n + 2].copy_from_slice(&(topic.len() as u16).to_be_bytes());
-        dst.put_slice(&head[..n + 2]);
+        put_short(dst, &head, n + 2);
         dst.put_slice(topic);
         if let Some(id) = self.packet_id() {
             dst.put_u16(id.get());
