@@ -23,7 +23,9 @@ pub const DEFAULT_MAX_INCOMING_PACKET_SIZE: usize = 1 << 20;
 /// decoder reserve or allocate it.
 ///
 /// The codec holds only its limits; it is cheap to copy and has no per-connection state beyond
-/// the buffer the caller owns. With the `tokio-util` feature it implements
+/// the buffer the caller owns. The two limits are separate because they belong to different
+/// parties: by default it decodes packets up to 1 MiB (set it to what you are ready to hold)
+/// and encodes anything the protocol can express (set it to the peer's limit). With the `tokio-util` feature it implements
 /// `tokio_util::codec::{Decoder, Encoder}`.
 ///
 /// ```
@@ -102,8 +104,13 @@ impl Codec {
     /// Decodes the packet at the start of `src` and removes its bytes from `src`.
     ///
     /// Returns `Ok(None)` when `src` does not yet hold a whole packet; `src` is left as it is
-    /// and nothing is reserved. On error the stream cannot be resynchronised: close the
-    /// connection. Strings and payloads of the packet are slices of `src`'s buffer.
+    /// and nothing is reserved. Strings and payloads of the packet are slices of `src`'s
+    /// buffer.
+    ///
+    /// An error means the peer broke the protocol, and [MQTT-4.8.0-1] requires closing the
+    /// connection. An error in the fixed header leaves its bytes in `src`; an error in a body
+    /// has consumed that packet. A server answering a CONNECT should first send the CONNACK
+    /// that [`DecodeError::connack_code`] names.
     #[inline]
     pub fn decode(&self, src: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
         let Some(header) = FixedHeader::parse(src, self.max_incoming_packet_size)? else {
@@ -142,6 +149,7 @@ impl Codec {
 
     /// Size of `packet` on the wire, or why it cannot be encoded.
     pub fn encoded_len(&self, packet: &Packet) -> Result<usize, EncodeError> {
+        check_encodable(packet)?;
         let (body_len, _) = packet.body_len_and_first_byte();
         self.checked_packet_len(body_len)
     }
@@ -157,13 +165,7 @@ impl Codec {
             dst.extend_from_slice(&publish.payload);
             return Ok(());
         }
-        if let Packet::Connect(connect) = packet {
-            // [MQTT-3.1.3-7] If the Client supplies a zero-byte ClientId, the Client MUST also
-            // set CleanSession to 1.
-            if connect.client_id.is_empty() && !connect.clean_session {
-                return Err(EncodeError::EmptyClientIdWithoutCleanSession);
-            }
-        }
+        check_encodable(packet)?;
         let (body_len, first_byte) = packet.body_len_and_first_byte();
         let packet_len = self.checked_packet_len(body_len)?;
         dst.reserve(packet_len);
@@ -227,6 +229,19 @@ impl Codec {
         }
         Ok(packet_len)
     }
+}
+
+/// The one rule that spans fields the types leave public: everything else a packet holds was
+/// validated when it was built.
+fn check_encodable(packet: &Packet) -> Result<(), EncodeError> {
+    if let Packet::Connect(connect) = packet {
+        // [MQTT-3.1.3-7] If the Client supplies a zero-byte ClientId, the Client MUST also set
+        // CleanSession to 1.
+        if connect.client_id.is_empty() && !connect.clean_session {
+            return Err(EncodeError::EmptyClientIdWithoutCleanSession);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(feature = "tokio-util")]

@@ -61,7 +61,8 @@ pub enum ValueError {
 /// Why bytes received from a peer are not a valid MQTT 3.1.1 packet.
 ///
 /// A decoder never panics and never allocates what a length field asks for; it returns one of
-/// these instead. After an error the stream is out of sync and the connection must be closed.
+/// these instead. Any of them means the peer broke the protocol: close the connection
+/// [MQTT-4.8.0-1] (a server answering a CONNECT sends [`DecodeError::connack_code`] first).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
@@ -198,6 +199,23 @@ pub enum EncodeError {
     /// A CONNECT with an empty client identifier and clean session 0 [MQTT-3.1.3-7].
     #[error("empty client identifier requires clean session [MQTT-3.1.3-7]")]
     EmptyClientIdWithoutCleanSession,
+}
+
+impl DecodeError {
+    /// The CONNACK return code a server must send before closing the connection, for the
+    /// CONNECT errors where the specification asks for one: 0x01 for an unsupported protocol
+    /// level [MQTT-3.1.2-2], 0x02 for an empty client id without clean session [MQTT-3.1.3-8].
+    pub fn connack_code(&self) -> Option<crate::ConnectReturnCode> {
+        match self {
+            Self::UnsupportedProtocolLevel(_) => {
+                Some(crate::ConnectReturnCode::UnacceptableProtocolVersion)
+            }
+            Self::EmptyClientIdWithoutCleanSession => {
+                Some(crate::ConnectReturnCode::IdentifierRejected)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl From<ValueError> for DecodeError {

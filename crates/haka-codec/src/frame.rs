@@ -46,7 +46,9 @@ pub enum PacketType {
 }
 
 impl PacketType {
-    /// The packet type in the high nibble of a fixed header's first byte.
+    /// The packet type numbered `value`, the high nibble of a fixed header's first byte.
+    /// 0 and 15 are reserved; values above 15 are not packet types and are refused the same
+    /// way.
     pub const fn from_u8(value: u8) -> Result<Self, DecodeError> {
         Ok(match value {
             1 => Self::Connect,
@@ -104,7 +106,9 @@ impl FixedHeader {
     ///
     /// Returns `Ok(None)` when `src` does not yet hold the whole fixed header: more bytes are
     /// needed, nothing is wrong. Errors are final: the type is reserved, its flags are wrong,
-    /// the remaining length is malformed, or the packet exceeds `max_packet_size`. This checks
+    /// the remaining length is malformed, or the packet exceeds `max_packet_size`. A remaining
+    /// length written in more bytes than it needs (`0x80 0x00` for 0) is accepted: MQTT 3.1.1
+    /// shows the shortest encoding but, unlike 5.0 [MQTT-1.5.5-1], does not require it. This checks
     /// the size before any body is buffered, so a forged length never makes a caller wait for,
     /// reserve or allocate it.
     ///

@@ -50,31 +50,35 @@ impl MqttString {
         if bytes.len() > MAX_FIELD_LEN {
             return Err(ValueError::StringTooLong { len: bytes.len() });
         }
-        let scan = Scan::of(&bytes);
+        let scanned = Scanned::new(bytes);
         // [MQTT-1.5.3-2] A UTF-8 encoded string MUST NOT include an encoding of the null
         // character U+0000.
-        if scan.nul {
+        if scanned.nul() {
             return Err(ValueError::NullCharacter);
         }
-        Self::from_scanned(bytes, scan)
+        Self::from_scanned(scanned)
     }
 
-    /// Builds a string from bytes that [`Scan::of`] found free of U+0000 and that are at most
-    /// 65,535 bytes long: what is left to check is UTF-8, and only when they are not ASCII.
+    /// Builds a string from scanned bytes that hold no U+0000 and are at most 65,535 bytes
+    /// long: what is left to check is UTF-8, and only when they are not ASCII.
     #[inline]
     #[allow(unsafe_code)] // The one unchecked conversion of the crate, proved just above it.
-    pub(crate) fn from_scanned(bytes: Bytes, scan: Scan) -> Result<Self, ValueError> {
-        debug_assert!(!scan.nul && bytes.len() <= MAX_FIELD_LEN);
-        if scan.ascii {
-            debug_assert!(bytes.is_ascii());
-            // SAFETY: `scan.ascii` means no byte has its high bit set: ASCII, which is
-            // well-formed UTF-8. Decoding short topics is the hot path, and validating them
-            // again would cost as much as the rest of the PUBLISH.
-            return Ok(Self(unsafe { ByteString::from_bytes_unchecked(bytes) }));
+    pub(crate) fn from_scanned(scanned: Scanned) -> Result<Self, ValueError> {
+        debug_assert!(!scanned.nul() && scanned.bytes.len() <= MAX_FIELD_LEN);
+        if scanned.ascii {
+            debug_assert!(scanned.bytes.is_ascii());
+            // SAFETY: `Scanned::new` looked at every byte of `scanned.bytes` (its fields are
+            // private to this module, so nothing else can pair bytes with another scan) and
+            // found none with its high bit set: ASCII, which is well-formed UTF-8. Decoding
+            // short topics is the hot path, and validating them again would cost as much as
+            // the rest of the PUBLISH.
+            return Ok(Self(unsafe {
+                ByteString::from_bytes_unchecked(scanned.bytes)
+            }));
         }
         // [MQTT-1.5.3-1] The character data in a UTF-8 encoded string MUST be well-formed
         // UTF-8. Rust's validation also refuses the surrogates U+D800..U+DFFF the rule names.
-        ByteString::try_from(bytes)
+        ByteString::try_from(scanned.bytes)
             .map(Self)
             .map_err(|_| ValueError::InvalidUtf8)
     }
@@ -112,29 +116,28 @@ pub(crate) fn check_str(s: &str) -> Result<(), ValueError> {
     }
     // [MQTT-1.5.3-2] A UTF-8 encoded string MUST NOT include an encoding of the null character
     // U+0000.
-    if Scan::of(s.as_bytes()).nul {
+    if s.as_bytes().contains(&0) {
         return Err(ValueError::NullCharacter);
     }
     Ok(())
 }
 
-/// What one pass over a string found: the bytes that MQTT strings and topics forbid or give a
-/// meaning to, and whether it is plain ASCII.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Scan {
-    /// A 0x00 byte (U+0000).
-    pub(crate) nul: bool,
-    /// A `+` or `#`.
-    pub(crate) wildcard: bool,
-    /// No byte above 0x7F.
-    pub(crate) ascii: bool,
+/// Bytes with what one pass over them found: the bytes that MQTT strings and topics forbid or
+/// give a meaning to, and whether they are plain ASCII. The fields are private so that the
+/// findings cannot be paired with other bytes.
+#[derive(Debug)]
+pub(crate) struct Scanned {
+    bytes: Bytes,
+    nul: bool,
+    wildcard: bool,
+    ascii: bool,
 }
 
-impl Scan {
+impl Scanned {
     /// Scans `bytes` eight at a time. Strings in MQTT packets are short (topics of a few dozen
     /// bytes), where one word-at-a-time pass beats separate searches and a UTF-8 validation.
     #[inline]
-    pub(crate) fn of(bytes: &[u8]) -> Self {
+    pub(crate) fn new(bytes: Bytes) -> Self {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGHS: u64 = 0x8080_8080_8080_8080;
         const PLUS: u64 = ONES * b'+' as u64;
@@ -159,10 +162,26 @@ impl Scan {
         w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
         word(u64::from_le_bytes(w));
         Self {
+            bytes,
             nul: nul != 0,
             wildcard: wildcard != 0,
             ascii: high == 0,
         }
+    }
+
+    /// The bytes scanned.
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Whether a byte is 0x00 (U+0000).
+    pub(crate) fn nul(&self) -> bool {
+        self.nul
+    }
+
+    /// Whether a byte is `+` or `#`.
+    pub(crate) fn wildcard(&self) -> bool {
+        self.wildcard
     }
 }
 
@@ -319,45 +338,21 @@ mod tests {
 
     #[test]
     fn scan_finds_each_byte_at_every_position() {
+        let scan = |bytes: &[u8]| {
+            let s = Scanned::new(Bytes::copy_from_slice(bytes));
+            (s.nul, s.wildcard, s.ascii)
+        };
         for len in 0..40 {
             let clean = vec![b'a'; len];
-            let none = Scan {
-                nul: false,
-                wildcard: false,
-                ascii: true,
-            };
-            assert_eq!(Scan::of(&clean), none);
+            let none = (false, false, true);
+            assert_eq!(scan(&clean), none);
             for pos in 0..len {
                 for (byte, expected) in [
-                    (0, Scan { nul: true, ..none }),
-                    (
-                        b'+',
-                        Scan {
-                            wildcard: true,
-                            ..none
-                        },
-                    ),
-                    (
-                        b'#',
-                        Scan {
-                            wildcard: true,
-                            ..none
-                        },
-                    ),
-                    (
-                        0x80,
-                        Scan {
-                            ascii: false,
-                            ..none
-                        },
-                    ),
-                    (
-                        0xff,
-                        Scan {
-                            ascii: false,
-                            ..none
-                        },
-                    ),
+                    (0, (true, false, true)),
+                    (b'+', (false, true, true)),
+                    (b'#', (false, true, true)),
+                    (0x80, (false, false, false)),
+                    (0xff, (false, false, false)),
                     // Neighbours in value are nothing special.
                     (1, none),
                     (b'*', none),
@@ -368,11 +363,7 @@ mod tests {
                 ] {
                     let mut bytes = clean.clone();
                     bytes[pos] = byte;
-                    assert_eq!(
-                        Scan::of(&bytes),
-                        expected,
-                        "len {len} pos {pos} byte {byte}"
-                    );
+                    assert_eq!(scan(&bytes), expected, "len {len} pos {pos} byte {byte}");
                 }
             }
         }

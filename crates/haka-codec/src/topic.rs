@@ -5,7 +5,7 @@ use std::{fmt, ops::Deref};
 use bytes::Bytes;
 
 use crate::{
-    string::{Scan, MAX_FIELD_LEN},
+    string::{Scanned, MAX_FIELD_LEN},
     MqttString, ValueError,
 };
 
@@ -43,17 +43,17 @@ impl TopicName {
         }
         // One pass finds the forbidden bytes; which rule was broken is worked out only when
         // one is there.
-        let scan = Scan::of(&bytes);
-        if bytes.is_empty() || scan.wildcard {
-            check_topic_name(&bytes)?;
+        let scanned = Scanned::new(bytes);
+        if scanned.bytes().is_empty() || scanned.wildcard() {
+            check_topic_name(scanned.bytes())?;
         }
-        if scan.nul {
+        if scanned.nul() {
             return Err(ValueError::NullCharacter);
         }
-        MqttString::from_scanned(bytes, scan).map(Self)
+        MqttString::from_scanned(scanned).map(Self)
     }
 
-    /// A topic name from a string that is known to be valid as one.
+    /// The topic name `s`, if it is one (non-empty, without wildcards).
     pub fn from_mqtt_string(s: MqttString) -> Result<Self, ValueError> {
         check_topic_name(s.as_bytes())?;
         Ok(Self(s))
@@ -76,7 +76,7 @@ fn check_topic_name(bytes: &[u8]) -> Result<(), ValueError> {
     if bytes.is_empty() {
         return Err(ValueError::EmptyTopic);
     }
-    if Scan::of(bytes).wildcard {
+    if bytes.iter().any(|&b| b == b'+' || b == b'#') {
         return Err(ValueError::WildcardInTopicName);
     }
     Ok(())
@@ -115,15 +115,21 @@ impl TopicFilter {
         if bytes.len() > MAX_FIELD_LEN {
             return Err(ValueError::StringTooLong { len: bytes.len() });
         }
-        let scan = Scan::of(&bytes);
-        if bytes.is_empty() || scan.wildcard {
+        let scanned = Scanned::new(bytes);
+        if scanned.bytes().is_empty() || scanned.wildcard() {
             // Check where the wildcards stand.
-            check_topic_filter(&bytes)?;
+            check_topic_filter(scanned.bytes())?;
         }
-        if scan.nul {
+        if scanned.nul() {
             return Err(ValueError::NullCharacter);
         }
-        MqttString::from_scanned(bytes, scan).map(Self)
+        MqttString::from_scanned(scanned).map(Self)
+    }
+
+    /// The topic filter `s`, if it is one (non-empty, wildcards in place).
+    pub fn from_mqtt_string(s: MqttString) -> Result<Self, ValueError> {
+        check_topic_filter(s.as_bytes())?;
+        Ok(Self(s))
     }
 
     /// The filter.

@@ -174,3 +174,25 @@ fn forged_inner_lengths_allocate_at_most_the_body() {
     );
     assert!(bytes <= 256, "{bytes} bytes");
 }
+
+#[test]
+fn forged_empty_list_entries_allocate_little() {
+    // A 1 MiB UNSUBSCRIBE made of two-byte entries claiming empty filters: each would be a
+    // 32-byte `TopicFilter` in memory, but the packet is refused at the first one, before the
+    // list has grown.
+    let codec = Codec::new();
+    let body_len = (1 << 20) - 8;
+    let mut wire = vec![0xa2];
+    let mut len = body_len;
+    while len >= 0x80 {
+        wire.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    wire.push(len as u8);
+    wire.extend_from_slice(&[0x00, 0x01]);
+    wire.resize(wire.len() + body_len - 2, 0);
+    let mut buf = BytesMut::from(&wire[..]);
+    let (result, _, bytes) = counted(|| codec.decode(&mut buf));
+    assert_eq!(result, Err(DecodeError::EmptyTopic));
+    assert!(bytes <= 4096, "{bytes} bytes");
+}

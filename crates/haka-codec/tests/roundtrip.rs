@@ -185,12 +185,17 @@ fn unencodable_values_cannot_be_built() {
 fn empty_client_id_needs_clean_session_to_be_encoded() {
     let mut connect = Connect::new(MqttString::empty());
     connect.clean_session = false;
+    let packet = Packet::from(connect);
     let mut buf = BytesMut::new();
     assert_eq!(
-        Codec::new().encode(&Packet::from(connect), &mut buf),
+        Codec::new().encode(&packet, &mut buf),
         Err(EncodeError::EmptyClientIdWithoutCleanSession)
     );
     assert!(buf.is_empty());
+    assert_eq!(
+        Codec::new().encoded_len(&packet),
+        Err(EncodeError::EmptyClientIdWithoutCleanSession)
+    );
 }
 
 #[test]

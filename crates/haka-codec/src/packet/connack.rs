@@ -87,8 +87,10 @@ impl ConnAck {
     }
 }
 
-/// The CONNACK return codes of MQTT 3.1.1 (section 3.2.2.3, table 3.1).
+/// The CONNACK return codes of MQTT 3.1.1 (section 3.2.2.3, table 3.1); MQTT 5.0's reason
+/// codes will be added as variants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[repr(u8)]
 pub enum ConnectReturnCode {

@@ -17,8 +17,10 @@ pub struct SubAck {
     return_codes: Vec<SubscribeReturnCode>,
 }
 
-/// The outcome of one subscription (section 3.9.3).
+/// The outcome of one subscription (section 3.9.3); MQTT 5.0's reason codes will be added as
+/// variants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum SubscribeReturnCode {
     /// Granted, at this maximum QoS (0x00, 0x01, 0x02).

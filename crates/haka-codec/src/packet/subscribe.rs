@@ -71,9 +71,10 @@ impl Subscribe {
     pub(crate) fn parse(body: &Bytes) -> Result<Self, DecodeError> {
         parse_body(PacketType::Subscribe, body, |i| {
             let (mut i, packet_id) = packet_id(i)?;
-            // Count the entries first so the list is allocated once, at its exact size: never
-            // more than the body can hold, whatever the lengths inside it claim.
-            let mut subscriptions = Vec::with_capacity(count_entries(i, 1));
+            // Count the entries first so that a list of ordinary size is allocated once. The
+            // count is capped: entries of forged, empty filters take 3 bytes on the wire but
+            // a `Subscription` each in memory, and are refused only when parsed.
+            let mut subscriptions = Vec::with_capacity(count_entries(i, 1).min(MAX_PREALLOCATED));
             while !i.is_empty() {
                 let (rest, filter) = topic_filter(body, i)?;
                 let (rest, options) = u8(rest)?;
@@ -121,6 +122,9 @@ impl Subscribe {
         }
     }
 }
+
+/// The most list entries allocated before any is parsed; longer lists grow as they are parsed.
+pub(crate) const MAX_PREALLOCATED: usize = 64;
 
 /// Counts the length-prefixed entries of a list, each followed by `trailer` bytes, stopping
 /// where the input ends or an entry runs past it.

@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, Bytes};
 
-use super::subscribe::count_entries;
+use super::subscribe::{count_entries, MAX_PREALLOCATED};
 use crate::{
     primitive::{invalid, packet_id, parse_body, put_length_prefixed, topic_filter},
     DecodeError, PacketId, PacketType, TopicFilter, ValueError,
@@ -40,7 +40,7 @@ impl Unsubscribe {
     pub(crate) fn parse(body: &Bytes) -> Result<Self, DecodeError> {
         parse_body(PacketType::Unsubscribe, body, |i| {
             let (mut i, packet_id) = packet_id(i)?;
-            let mut filters = Vec::with_capacity(count_entries(i, 0));
+            let mut filters = Vec::with_capacity(count_entries(i, 0).min(MAX_PREALLOCATED));
             while !i.is_empty() {
                 let (rest, filter) = topic_filter(body, i)?;
                 filters.push(filter);
