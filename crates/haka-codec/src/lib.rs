@@ -50,8 +50,9 @@
 //!   one; what is left ([`EncodeError`]) depends on the size of the whole packet.
 //! - **Strict.** Every rule of the specification a codec can check is enforced, each with a
 //!   [`DecodeError`] variant naming it and the rule's tag beside the code.
-//! - **Ready for MQTT 5.0.** [`Packet`] and the packet structs are `#[non_exhaustive]`, so
-//!   properties, reason codes and AUTH can be added without breaking this API.
+//! - **Ready for MQTT 5.0.** [`Packet`], the packet structs and the return-code enums are
+//!   `#[non_exhaustive]`, so properties, reason codes and AUTH can be added without breaking
+//!   this API.
 //!
 //! # Features
 //!
