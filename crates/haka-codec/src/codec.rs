@@ -159,11 +159,7 @@ impl Codec {
     pub fn encode(&self, packet: &Packet, dst: &mut BytesMut) -> Result<(), EncodeError> {
         if let Packet::Publish(publish) = packet {
             // The hot path, written out so that it costs a head and a payload copy.
-            let body_len = publish.body_len();
-            dst.reserve(self.checked_packet_len(body_len)?);
-            publish.write_head(dst, body_len);
-            dst.extend_from_slice(&publish.payload);
-            return Ok(());
+            return self.encode_publish(publish, dst);
         }
         check_encodable(packet)?;
         let (body_len, first_byte) = packet.body_len_and_first_byte();
@@ -171,6 +167,17 @@ impl Codec {
         dst.reserve(packet_len);
         write_fixed_header(dst, first_byte, body_len);
         packet.write_body(dst);
+        Ok(())
+    }
+
+    /// Appends `publish` to `dst`, like [`Codec::encode`] with a [`Packet::Publish`], from a
+    /// borrowed PUBLISH: a queue can send the message it keeps without moving it out.
+    #[inline]
+    pub fn encode_publish(&self, publish: &Publish, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        let body_len = publish.body_len();
+        dst.reserve(self.checked_packet_len(body_len)?);
+        publish.write_head(dst, body_len);
+        dst.extend_from_slice(&publish.payload);
         Ok(())
     }
 
