@@ -1,0 +1,1872 @@
+//! [`FileStore`]: the queue in an append-only, checksummed log on disk, which survives
+//! restarts, `SIGKILL` and (with [`Durability::Fsync`]) power loss.
+//!
+//! The design, with the byte layout and the recovery rules, is in `docs/persistence.md`. In
+//! short: every [`Store`] method checks its change against the in-memory [`State`] and
+//! encodes it as a record into a pending buffer, without I/O; [`Store::commit`] writes all
+//! pending records as one checksummed frame with one `write_all`, then flushes it to the disk
+//! if asked to. Opening replays the log; a frame cut short by a crash is dropped, anything
+//! else that is wrong is [`StoreError::Corrupt`]. When the log has grown to more than twice
+//! what is live in it, it is rewritten as a snapshot of the live state and renamed over the
+//! old one.
+
+use std::{
+    borrow::Cow,
+    fmt,
+    fs::{self, File, OpenOptions, TryLockError},
+    io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write},
+    path::{Path, PathBuf},
+};
+
+use bytes::Bytes;
+use haka_codec::{PacketId, QoS, TopicName};
+
+use super::{state::State, Recovered, Stage, Store, StoreError, StoredMessage};
+use crate::MessageId;
+
+/// How far [`Store::commit`] pushes a frame before it returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Durability {
+    /// Hand the frame to the operating system (one `write`): a committed change survives the
+    /// end of the process, even by `SIGKILL`, but not a power loss or a kernel crash. Those
+    /// may take with them the commits the kernel had not yet written back (Linux writes back
+    /// within about 30 seconds), and may leave the log in a state that
+    /// [`FileStore::open`] reports as [`StoreError::Corrupt`]. The fast choice: a commit
+    /// costs one system call.
+    Flush,
+    /// Also wait until the disk has the frame (`fdatasync` after each commit): a committed
+    /// change survives power loss. The safe choice and the default: a commit costs a disk
+    /// flush, from tens of microseconds on an NVMe drive to many milliseconds on an SD card,
+    /// shared by every change made since the previous commit.
+    #[default]
+    Fsync,
+}
+
+/// How a [`FileStore`] is opened: built from [`FileStoreOptions::new`] by chaining setters.
+///
+/// ```
+/// use haka_session::store::{Durability, FileStoreOptions};
+///
+/// let options = FileStoreOptions::new()
+///     .durability(Durability::Flush)
+///     .compact_min_bytes(16 << 20);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileStoreOptions {
+    durability: Durability,
+    compact_min_bytes: u64,
+}
+
+impl FileStoreOptions {
+    /// The default of [`FileStoreOptions::compact_min_bytes`]: 4 MiB.
+    pub const DEFAULT_COMPACT_MIN_BYTES: u64 = 4 << 20;
+
+    /// The defaults: [`Durability::Fsync`], compaction from
+    /// [`FileStoreOptions::DEFAULT_COMPACT_MIN_BYTES`].
+    pub const fn new() -> Self {
+        Self {
+            durability: Durability::Fsync,
+            compact_min_bytes: Self::DEFAULT_COMPACT_MIN_BYTES,
+        }
+    }
+
+    /// How far each commit goes; [`Durability::Fsync`] unless set.
+    #[must_use]
+    pub const fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The log is compacted when it is longer than both `bytes` and twice the size of the
+    /// live state. Smaller values keep the file smaller at the cost of more frequent
+    /// compactions; the amortized cost per change stays constant either way.
+    #[must_use]
+    pub const fn compact_min_bytes(mut self, bytes: u64) -> Self {
+        self.compact_min_bytes = bytes;
+        self
+    }
+}
+
+impl Default for FileStoreOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A store in a directory on disk: an append-only log of checksummed records that survives
+/// restarts and crashes.
+///
+/// Changes are buffered in memory as they are made, and [`Store::commit`] writes all of them
+/// as one frame with one `write` (group commit), flushed to the disk per the
+/// [`Durability`] of its [`FileStoreOptions`]. A change that was not committed is lost
+/// when the store is dropped. Payloads are copied once, into the frame; the store's own
+/// index shares them with the session.
+///
+/// The directory holds `queue.log`, the log; `lock`, held with an exclusive lock for as long
+/// as the store is open, so that two stores never write to one log
+/// ([`StoreError::Locked`]); and, briefly during a compaction, `queue.log.tmp`.
+///
+/// [`FileStore::open`] replays the log. A frame cut short by a crash in the middle of a
+/// commit (which therefore never confirmed it) is cut off the file, and
+/// [`FileStore::recovered_tail_bytes`] tells how much that was. Any other damage is
+/// [`StoreError::Corrupt`], and the file is left as it is.
+///
+/// When a commit leaves the log longer than both
+/// [`compact_min_bytes`](FileStoreOptions::compact_min_bytes) and twice the size of the live
+/// state, that commit also rewrites the log as a snapshot of the live state and renames it
+/// into place. It then takes as long as writing the live state once; the amortized cost of
+/// compaction is a constant per byte committed. A compaction that fails leaves the log as it
+/// was, is not reported (the commit itself succeeded), and is tried again later.
+///
+/// ```
+/// use bytes::Bytes;
+/// use haka_codec::{QoS, TopicName};
+/// use haka_session::store::{FileStore, FileStoreOptions, Stage, Store, StoredMessage};
+/// use haka_session::MessageId;
+///
+/// let dir = tempfile::tempdir()?;
+/// let mut store = FileStore::open(dir.path(), FileStoreOptions::new())?;
+/// let recovered = store.recover()?;
+/// assert!(recovered.messages.is_empty());
+///
+/// store.insert(&StoredMessage {
+///     id: recovered.next_message_id,
+///     qos: QoS::AtLeastOnce,
+///     retain: false,
+///     topic: TopicName::new("sensors/room1/temperature")?,
+///     payload: Bytes::from_static(b"21.5"),
+///     stage: Stage::Queued,
+/// })?;
+/// store.commit()?; // On the disk from here on.
+/// drop(store);
+///
+/// // After a restart (or a crash), the message is still there.
+/// let mut store = FileStore::open(dir.path(), FileStoreOptions::new())?;
+/// let recovered = store.recover()?;
+/// assert_eq!(&recovered.messages[0].payload[..], b"21.5");
+/// assert_eq!(recovered.next_message_id, MessageId::new(2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct FileStore {
+    dir: PathBuf,
+    options: FileStoreOptions,
+    /// `queue.log`, positioned at its end: `file_len`.
+    file: File,
+    /// The `lock` file, locked for the store's lifetime. Never read; dropping it unlocks.
+    _lock: File,
+    /// Length of the log up to the last committed frame.
+    file_len: u64,
+    /// The live state: what was committed plus what is pending.
+    state: State,
+    /// The encoded size of every live message's insert record.
+    message_bytes: u64,
+    /// Frames of the changes made since the last commit.
+    pending: Frames,
+    /// Bytes cut off the log's end when it was opened.
+    recovered_tail_bytes: u64,
+    compactions: u64,
+    /// No compaction is tried again before the log reaches this length, after one failed.
+    compact_retry_at: u64,
+    /// A compaction renamed the new log into place but could not flush the directory; with
+    /// [`Durability::Fsync`], the next commit must do it before it writes.
+    dir_sync_pending: bool,
+    /// A write failed and the log could not be cut back to `file_len`.
+    poisoned: bool,
+    /// Tests: the next commit writes only this many bytes, then fails.
+    #[cfg(test)]
+    fail_next_write_after: Option<usize>,
+}
+
+impl FileStore {
+    /// Opens the store in `dir`, creating the directory and an empty store if there is
+    /// none, and replays its log.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Locked`] when another store has the directory open,
+    /// [`StoreError::UnsupportedFormat`] when `queue.log` is not a Haka store log of this
+    /// version, [`StoreError::Corrupt`] when the log is damaged other than by a torn last
+    /// write, and [`StoreError::Io`] when the file system fails.
+    pub fn open(dir: impl AsRef<Path>, options: FileStoreOptions) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        create_dir_durably(&dir)?;
+
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(StoreError::Locked),
+            Err(TryLockError::Error(error)) => return Err(StoreError::Io(error)),
+        }
+
+        // A compaction that did not reach its rename leaves its snapshot behind: the log is
+        // still the truth.
+        match fs::remove_file(dir.join(TMP_FILE)) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+
+        let log_path = dir.join(LOG_FILE);
+        let is_new = match fs::metadata(&log_path) {
+            Ok(metadata) => metadata.len() == 0,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => true,
+            Err(error) => return Err(error.into()),
+        };
+        if is_new {
+            // Through a rename, so that the log never exists without its whole header.
+            let (file, _) = write_new_log(&dir, &State::default())?;
+            drop(file);
+        }
+
+        let mut file = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        let Replayed {
+            state,
+            valid_len,
+            file_len,
+        } = replay(&file)?;
+        if valid_len < file_len {
+            file.set_len(valid_len)?;
+            file.sync_all()?;
+        }
+        file.seek(SeekFrom::Start(valid_len))?;
+
+        let message_bytes = state
+            .messages
+            .values()
+            .map(|message| record_len_of_insert(message) as u64)
+            .sum();
+        Ok(Self {
+            dir,
+            options,
+            file,
+            _lock: lock,
+            file_len: valid_len,
+            state,
+            message_bytes,
+            pending: Frames::default(),
+            recovered_tail_bytes: file_len - valid_len,
+            compactions: 0,
+            compact_retry_at: 0,
+            dir_sync_pending: false,
+            poisoned: false,
+            #[cfg(test)]
+            fail_next_write_after: None,
+        })
+    }
+
+    /// The directory of the store.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The length of the log file in bytes, up to the last committed frame.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// How many bytes of a torn last write were cut off the log's end when it was opened:
+    /// changes that a crash interrupted during their commit, which had therefore not been
+    /// confirmed. 0 after a clean shutdown.
+    pub fn recovered_tail_bytes(&self) -> u64 {
+        self.recovered_tail_bytes
+    }
+
+    /// How many times this store rewrote its log since it was opened.
+    pub fn compactions(&self) -> u64 {
+        self.compactions
+    }
+
+    /// How many outgoing messages it holds, committed or not.
+    pub fn len(&self) -> usize {
+        self.state.messages.len()
+    }
+
+    /// Whether it holds no outgoing message.
+    pub fn is_empty(&self) -> bool {
+        self.state.messages.is_empty()
+    }
+
+    /// What a snapshot of the live state takes on disk, near enough to decide when to
+    /// compact.
+    fn live_bytes(&self) -> u64 {
+        let inbound = self.state.inbound.len() as u64 * PACKET_ID_RECORD_LEN as u64;
+        (HEADER_LEN + FRAME_HEAD_LEN + NEXT_ID_RECORD_LEN) as u64 + self.message_bytes + inbound
+    }
+
+    /// Checks `record` against the state, applies it and buffers it for the next commit.
+    fn change(&mut self, record: Record<'_>) -> Result<(), StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned);
+        }
+        let noop = match record {
+            Record::InsertInbound(packet_id) => self.state.inbound.contains(&packet_id),
+            Record::RemoveInbound(packet_id) => !self.state.inbound.contains(&packet_id),
+            Record::ClearInbound => self.state.inbound.is_empty(),
+            _ => false,
+        };
+        if noop {
+            return Ok(());
+        }
+        if record.encoded_len() > MAX_FRAME_LEN as usize {
+            return Err(StoreError::Invalid("message too large for the file store"));
+        }
+        let freed = match record {
+            Record::Remove(id) => self.state.messages.get(&id).map(record_len_of_insert),
+            _ => None,
+        };
+        apply(&mut self.state, &record)?;
+        match &record {
+            Record::Insert(message) => self.message_bytes += record_len_of_insert(message) as u64,
+            Record::Remove(_) => self.message_bytes -= freed.unwrap_or(0) as u64,
+            _ => {}
+        }
+        self.pending.push(&record, MAX_FRAME_LEN as usize);
+        Ok(())
+    }
+
+    /// Writes the pending frames at the end of the log, as far as `durability` asks.
+    fn write_pending(&mut self) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(len) = self.fail_next_write_after.take() {
+            let len = len.min(self.pending.buf.len());
+            self.file.write_all(&self.pending.buf[..len])?;
+            return Err(io::Error::other("injected write failure"));
+        }
+        self.file.write_all(&self.pending.buf)?;
+        if self.options.durability == Durability::Fsync {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the log has grown enough beyond the live state to be rewritten.
+    fn wants_compaction(&self) -> bool {
+        let threshold = self
+            .options
+            .compact_min_bytes
+            .max(self.live_bytes().saturating_mul(2));
+        self.file_len > threshold && self.file_len >= self.compact_retry_at
+    }
+
+    /// Rewrites the log as a snapshot of the live state, which has no pending change, and
+    /// continues on the new file. On failure, the store continues on the old log, which
+    /// still holds everything.
+    fn compact(&mut self) {
+        match write_new_log(&self.dir, &self.state) {
+            Ok((file, len)) => {
+                self.file = file;
+                self.file_len = len;
+                self.compactions += 1;
+                self.compact_retry_at = 0;
+            }
+            Err(NewLogError::BeforeRename(_)) => {
+                // Try again only once as much as is live has been appended, so that a full
+                // disk does not turn every commit into a rewrite.
+                self.compact_retry_at =
+                    self.file_len + self.options.compact_min_bytes.max(self.live_bytes());
+            }
+            Err(NewLogError::DirSync { file, len }) => {
+                self.file = file;
+                self.file_len = len;
+                self.compactions += 1;
+                self.compact_retry_at = 0;
+                self.dir_sync_pending = true;
+            }
+        }
+    }
+}
+
+impl Store for FileStore {
+    fn recover(&mut self) -> Result<Recovered, StoreError> {
+        Ok(self.state.recovered())
+    }
+
+    fn insert(&mut self, message: &StoredMessage) -> Result<(), StoreError> {
+        self.change(Record::Insert(Cow::Borrowed(message)))
+    }
+
+    fn assign(&mut self, id: MessageId, packet_id: PacketId) -> Result<(), StoreError> {
+        self.change(Record::Assign(id, packet_id))
+    }
+
+    fn release(&mut self, id: MessageId) -> Result<(), StoreError> {
+        self.change(Record::Release(id))
+    }
+
+    fn remove(&mut self, id: MessageId) -> Result<(), StoreError> {
+        self.change(Record::Remove(id))
+    }
+
+    fn insert_inbound(&mut self, packet_id: PacketId) -> Result<(), StoreError> {
+        self.change(Record::InsertInbound(packet_id))
+    }
+
+    fn remove_inbound(&mut self, packet_id: PacketId) -> Result<(), StoreError> {
+        self.change(Record::RemoveInbound(packet_id))
+    }
+
+    fn clear_inbound(&mut self) -> Result<(), StoreError> {
+        self.change(Record::ClearInbound)
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned);
+        }
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.dir_sync_pending && self.options.durability == Durability::Fsync {
+            // The last compaction's rename must be on the disk before anything is committed
+            // to the file it put in place.
+            sync_dir(&self.dir)?;
+        }
+        self.dir_sync_pending = false;
+
+        self.pending.close();
+        if let Err(error) = self.write_pending() {
+            // Cut the log back to its last commit, so that a retry appends to a clean end;
+            // the pending frames stay for it.
+            let rolled_back = self
+                .file
+                .set_len(self.file_len)
+                .and_then(|()| self.file.seek(SeekFrom::Start(self.file_len)));
+            if rolled_back.is_err() {
+                self.poisoned = true;
+            }
+            return Err(error.into());
+        }
+        self.file_len += self.pending.buf.len() as u64;
+        self.pending.clear();
+
+        if self.wants_compaction() {
+            self.compact();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.dir)
+            .field("options", &self.options)
+            .field("file_len", &self.file_len)
+            .field("pending_bytes", &self.pending.buf.len())
+            .field("messages", &self.state.messages.len())
+            .field("inbound", &self.state.inbound.len())
+            .field("next_message_id", &self.state.next_message_id)
+            .field("compactions", &self.compactions)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+// The files in the store's directory.
+const LOG_FILE: &str = "queue.log";
+const TMP_FILE: &str = "queue.log.tmp";
+const LOCK_FILE: &str = "lock";
+
+// The log starts with `MAGIC` and the format version, a `u32` in little endian.
+const MAGIC: [u8; 8] = *b"HAKAQLOG";
+const VERSION: u32 = 1;
+const HEADER_LEN: usize = 12;
+
+// A frame: `[body length u32][crc32 of the body u32][crc32 of the previous 8 bytes u32]`, then
+// the body: one or more records. All integers are little endian. The header's own checksum
+// makes its length trustworthy: a frame whose header checks out but which runs past the end
+// of the file is a torn write, not a damaged length.
+const FRAME_HEAD_LEN: usize = 12;
+/// The longest frame body written or read. A record (so a message) must fit in one frame.
+/// MQTT's largest PUBLISH is 256 MiB.
+const MAX_FRAME_LEN: u32 = 512 << 20;
+/// A snapshot is written in frames of about this size, so that a compaction needs no more
+/// memory than that beyond the state, and a message recovered from a snapshot pins no more
+/// than that of its frame's buffer.
+const SNAPSHOT_FRAME_LEN: usize = 1 << 20;
+
+// Record types: the first byte of a record.
+const INSERT: u8 = 1;
+const ASSIGN: u8 = 2;
+const RELEASE: u8 = 3;
+const REMOVE: u8 = 4;
+const INSERT_INBOUND: u8 = 5;
+const REMOVE_INBOUND: u8 = 6;
+const CLEAR_INBOUND: u8 = 7;
+const NEXT_ID: u8 = 8;
+
+// Stages in an insert record.
+const QUEUED: u8 = 0;
+const PUBLISHED: u8 = 1;
+const RELEASED: u8 = 2;
+
+/// Type, id, QoS, retain, stage, packet id, topic length, payload length.
+const INSERT_FIXED_LEN: usize = 1 + 8 + 1 + 1 + 1 + 2 + 2 + 4;
+const ID_RECORD_LEN: usize = 1 + 8;
+const ASSIGN_RECORD_LEN: usize = 1 + 8 + 2;
+const PACKET_ID_RECORD_LEN: usize = 1 + 2;
+const NEXT_ID_RECORD_LEN: usize = ID_RECORD_LEN;
+
+/// One change of the state, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Record<'a> {
+    /// A new message, with its stage (not [`Stage::Queued`] in a snapshot).
+    Insert(Cow<'a, StoredMessage>),
+    Assign(MessageId, PacketId),
+    Release(MessageId),
+    Remove(MessageId),
+    InsertInbound(PacketId),
+    RemoveInbound(PacketId),
+    ClearInbound,
+    /// The next message identity, at the end of a snapshot: identities never go back, even
+    /// when a snapshot holds no message.
+    NextId(MessageId),
+}
+
+fn record_len_of_insert(message: &StoredMessage) -> usize {
+    INSERT_FIXED_LEN + message.topic.as_mqtt_string().len() + message.payload.len()
+}
+
+impl Record<'_> {
+    fn encoded_len(&self) -> usize {
+        match self {
+            Self::Insert(message) => record_len_of_insert(message),
+            Self::Assign(..) => ASSIGN_RECORD_LEN,
+            Self::Release(_) | Self::Remove(_) | Self::NextId(_) => ID_RECORD_LEN,
+            Self::InsertInbound(_) | Self::RemoveInbound(_) => PACKET_ID_RECORD_LEN,
+            Self::ClearInbound => 1,
+        }
+    }
+
+    /// Appends the record to `buf`. The caller has checked that it fits in a frame.
+    fn encode(&self, buf: &mut Vec<u8>) {
+        match self {
+            Self::Insert(message) => {
+                let (stage, packet_id) = match message.stage {
+                    Stage::Queued => (QUEUED, 0),
+                    Stage::Published(packet_id) => (PUBLISHED, packet_id.get()),
+                    Stage::Released(packet_id) => (RELEASED, packet_id.get()),
+                };
+                let topic = message.topic.as_mqtt_string().as_bytes();
+                let topic_len =
+                    u16::try_from(topic.len()).expect("a topic name is at most 65,535 bytes");
+                let payload_len = u32::try_from(message.payload.len())
+                    .expect("Store::insert refused payloads longer than a frame");
+                buf.push(INSERT);
+                buf.extend_from_slice(&message.id.get().to_le_bytes());
+                buf.push(message.qos as u8);
+                buf.push(u8::from(message.retain));
+                buf.push(stage);
+                buf.extend_from_slice(&packet_id.to_le_bytes());
+                buf.extend_from_slice(&topic_len.to_le_bytes());
+                buf.extend_from_slice(topic);
+                buf.extend_from_slice(&payload_len.to_le_bytes());
+                buf.extend_from_slice(&message.payload);
+            }
+            Self::Assign(id, packet_id) => {
+                buf.push(ASSIGN);
+                buf.extend_from_slice(&id.get().to_le_bytes());
+                buf.extend_from_slice(&packet_id.get().to_le_bytes());
+            }
+            Self::Release(id) => encode_id(buf, RELEASE, *id),
+            Self::Remove(id) => encode_id(buf, REMOVE, *id),
+            Self::NextId(id) => encode_id(buf, NEXT_ID, *id),
+            Self::InsertInbound(packet_id) => {
+                buf.push(INSERT_INBOUND);
+                buf.extend_from_slice(&packet_id.get().to_le_bytes());
+            }
+            Self::RemoveInbound(packet_id) => {
+                buf.push(REMOVE_INBOUND);
+                buf.extend_from_slice(&packet_id.get().to_le_bytes());
+            }
+            Self::ClearInbound => buf.push(CLEAR_INBOUND),
+        }
+    }
+
+    /// Decodes the record at the start of `body`. Topics and payloads are slices of `body`.
+    fn decode(body: &mut Cursor) -> Result<Record<'static>, &'static str> {
+        match body.u8()? {
+            INSERT => {
+                let id = MessageId::new(body.u64()?);
+                let qos = QoS::from_u8(body.u8()?).map_err(|_| "invalid QoS")?;
+                let retain = match body.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err("invalid retain flag"),
+                };
+                let stage = body.u8()?;
+                let packet_id = body.u16()?;
+                let stage = match (stage, PacketId::new(packet_id)) {
+                    (QUEUED, Err(_)) => Stage::Queued,
+                    (PUBLISHED, Ok(packet_id)) => Stage::Published(packet_id),
+                    (RELEASED, Ok(packet_id)) => Stage::Released(packet_id),
+                    _ => return Err("invalid stage"),
+                };
+                let topic_len = usize::from(body.u16()?);
+                let topic = TopicName::from_bytes(body.take(topic_len)?)
+                    .map_err(|_| "invalid topic name")?;
+                let payload_len = usize::try_from(body.u32()?).map_err(|_| "record ends early")?;
+                let payload = body.take(payload_len)?;
+                Ok(Record::Insert(Cow::Owned(StoredMessage {
+                    id,
+                    qos,
+                    retain,
+                    topic,
+                    payload,
+                    stage,
+                })))
+            }
+            ASSIGN => Ok(Record::Assign(
+                MessageId::new(body.u64()?),
+                body.packet_id()?,
+            )),
+            RELEASE => Ok(Record::Release(MessageId::new(body.u64()?))),
+            REMOVE => Ok(Record::Remove(MessageId::new(body.u64()?))),
+            INSERT_INBOUND => Ok(Record::InsertInbound(body.packet_id()?)),
+            REMOVE_INBOUND => Ok(Record::RemoveInbound(body.packet_id()?)),
+            CLEAR_INBOUND => Ok(Record::ClearInbound),
+            NEXT_ID => Ok(Record::NextId(MessageId::new(body.u64()?))),
+            _ => Err("unknown record type"),
+        }
+    }
+}
+
+fn encode_id(buf: &mut Vec<u8>, kind: u8, id: MessageId) {
+    buf.push(kind);
+    buf.extend_from_slice(&id.get().to_le_bytes());
+}
+
+/// Applies `record` to `state`, or says why it does not fit.
+fn apply(state: &mut State, record: &Record<'_>) -> Result<(), StoreError> {
+    match record {
+        Record::Insert(message) => state.insert(message),
+        Record::Assign(id, packet_id) => state.assign(*id, *packet_id),
+        Record::Release(id) => state.release(*id),
+        Record::Remove(id) => state.remove(*id),
+        Record::InsertInbound(packet_id) => {
+            state.insert_inbound(*packet_id);
+            Ok(())
+        }
+        Record::RemoveInbound(packet_id) => {
+            state.remove_inbound(*packet_id);
+            Ok(())
+        }
+        Record::ClearInbound => {
+            state.clear_inbound();
+            Ok(())
+        }
+        Record::NextId(id) => {
+            if *id < state.next_message_id {
+                return Err(StoreError::Invalid("message identities must increase"));
+            }
+            state.next_message_id = *id;
+            Ok(())
+        }
+    }
+}
+
+/// A reader over a frame body that never reads past its end.
+struct Cursor {
+    body: Bytes,
+    pos: usize,
+}
+
+impl Cursor {
+    fn take(&mut self, len: usize) -> Result<Bytes, &'static str> {
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&end| end <= self.body.len())
+            .ok_or("record ends early")?;
+        let bytes = self.body.slice(self.pos..end);
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], &'static str> {
+        let bytes = self.take(N)?;
+        Ok(bytes[..]
+            .try_into()
+            .expect("take returns exactly the length asked for"))
+    }
+
+    fn u8(&mut self) -> Result<u8, &'static str> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, &'static str> {
+        self.array().map(u16::from_le_bytes)
+    }
+
+    fn u32(&mut self) -> Result<u32, &'static str> {
+        self.array().map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> Result<u64, &'static str> {
+        self.array().map(u64::from_le_bytes)
+    }
+
+    fn packet_id(&mut self) -> Result<PacketId, &'static str> {
+        PacketId::new(self.u16()?).map_err(|_| "packet identifier 0")
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pos == self.body.len()
+    }
+}
+
+/// Encoded frames: closed ones, then possibly one still open to more records.
+#[derive(Debug, Default)]
+struct Frames {
+    buf: Vec<u8>,
+    /// Where the open frame's header starts in `buf`.
+    open: Option<usize>,
+}
+
+impl Frames {
+    /// Appends `record` to the open frame, first closing it if the record would take its
+    /// body past `max_body` bytes, and opening a new one if needed.
+    fn push(&mut self, record: &Record<'_>, max_body: usize) {
+        let len = record.encoded_len();
+        if let Some(start) = self.open {
+            let body = self.buf.len() - start - FRAME_HEAD_LEN;
+            if body + len > max_body {
+                self.close();
+            }
+        }
+        if self.open.is_none() {
+            self.open = Some(self.buf.len());
+            self.buf.extend_from_slice(&[0; FRAME_HEAD_LEN]);
+        }
+        record.encode(&mut self.buf);
+    }
+
+    /// The length of the open frame's body.
+    fn open_body_len(&self) -> usize {
+        self.open
+            .map_or(0, |start| self.buf.len() - start - FRAME_HEAD_LEN)
+    }
+
+    /// Writes the open frame's header: it is complete.
+    fn close(&mut self) {
+        let Some(start) = self.open.take() else {
+            return;
+        };
+        let (head, body) = self.buf[start..].split_at_mut(FRAME_HEAD_LEN);
+        let len = u32::try_from(body.len()).expect("a frame body is at most MAX_FRAME_LEN");
+        head[0..4].copy_from_slice(&len.to_le_bytes());
+        head[4..8].copy_from_slice(&crc32fast::hash(body).to_le_bytes());
+        let head_crc = crc32fast::hash(&head[0..8]);
+        head[8..12].copy_from_slice(&head_crc.to_le_bytes());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.open = None;
+    }
+}
+
+fn header() -> [u8; HEADER_LEN] {
+    let mut header = [0; HEADER_LEN];
+    header[..8].copy_from_slice(&MAGIC);
+    header[8..].copy_from_slice(&VERSION.to_le_bytes());
+    header
+}
+
+/// Why [`write_new_log`] failed.
+enum NewLogError {
+    /// The old log is still in place.
+    BeforeRename(io::Error),
+    /// The new log is in place, but the directory could not be flushed: the rename may
+    /// not survive a power loss yet.
+    DirSync { file: File, len: u64 },
+}
+
+impl From<NewLogError> for StoreError {
+    fn from(error: NewLogError) -> Self {
+        match error {
+            NewLogError::BeforeRename(error) => Self::Io(error),
+            NewLogError::DirSync { .. } => Self::Io(io::Error::other(
+                "could not flush the store's directory after replacing its log",
+            )),
+        }
+    }
+}
+
+/// Writes a log holding a snapshot of `state` to `queue.log.tmp`, flushes it to the disk
+/// and renames it over `queue.log`, then flushes the directory. Returns the new log,
+/// positioned at its end, and its length.
+fn write_new_log(dir: &Path, state: &State) -> Result<(File, u64), NewLogError> {
+    let tmp_path = dir.join(TMP_FILE);
+    let written = (|| {
+        let mut file = BufWriter::new(File::create(&tmp_path)?);
+        let len = write_snapshot(&mut file, state)?;
+        let file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        fs::rename(&tmp_path, dir.join(LOG_FILE))?;
+        Ok((file, len))
+    })();
+    let (file, len) = match written {
+        Ok(written) => written,
+        Err(error) => {
+            let _ = fs::remove_file(&tmp_path);
+            return Err(NewLogError::BeforeRename(error));
+        }
+    };
+    match sync_dir(dir) {
+        Ok(()) => Ok((file, len)),
+        Err(_) => Err(NewLogError::DirSync { file, len }),
+    }
+}
+
+/// Writes the header and a snapshot of `state`: every message with its stage, every inbound
+/// packet identifier and the next message identity, in frames of about
+/// [`SNAPSHOT_FRAME_LEN`]. Returns the number of bytes written.
+fn write_snapshot(out: &mut impl Write, state: &State) -> io::Result<u64> {
+    out.write_all(&header())?;
+    let mut written = HEADER_LEN as u64;
+    if state.messages.is_empty()
+        && state.inbound.is_empty()
+        && state.next_message_id == MessageId::FIRST
+    {
+        // A new store: the header says it all.
+        return Ok(written);
+    }
+    let records = state
+        .messages
+        .values()
+        .map(|message| Record::Insert(Cow::Borrowed(message)))
+        .chain(state.inbound.iter().map(|&id| Record::InsertInbound(id)))
+        .chain([Record::NextId(state.next_message_id)]);
+    let mut frames = Frames::default();
+    for record in records {
+        frames.push(&record, SNAPSHOT_FRAME_LEN);
+        if frames.open_body_len() >= SNAPSHOT_FRAME_LEN {
+            frames.close();
+        }
+        if frames.open.is_none() {
+            out.write_all(&frames.buf)?;
+            written += frames.buf.len() as u64;
+            frames.clear();
+        }
+    }
+    frames.close();
+    out.write_all(&frames.buf)?;
+    written += frames.buf.len() as u64;
+    Ok(written)
+}
+
+/// The outcome of replaying a log.
+struct Replayed {
+    state: State,
+    /// Where the valid frames end: the log is cut here if it is longer.
+    valid_len: u64,
+    file_len: u64,
+}
+
+/// Replays the log in `file` from its start.
+///
+/// Allocates no more than the file holds: a frame's length is checked against the rest of
+/// the file and [`MAX_FRAME_LEN`] before its body is read.
+fn replay(file: &File) -> Result<Replayed, StoreError> {
+    let file_len = file.metadata()?.len();
+    let mut reader = BufReader::with_capacity(64 << 10, file);
+    reader.seek(SeekFrom::Start(0))?;
+
+    let mut header_bytes = [0; HEADER_LEN];
+    if file_len < HEADER_LEN as u64 {
+        return Err(StoreError::UnsupportedFormat);
+    }
+    reader.read_exact(&mut header_bytes)?;
+    if header_bytes != header() {
+        return Err(StoreError::UnsupportedFormat);
+    }
+
+    let mut state = State::default();
+    let mut offset = HEADER_LEN as u64;
+    while offset < file_len {
+        let remaining = file_len - offset;
+        // Whatever goes wrong with this frame, it is a torn last write when it cannot be
+        // followed by anything valid. Otherwise committed frames may follow, and nothing is
+        // dropped.
+        let torn = |state| Replayed {
+            state,
+            valid_len: offset,
+            file_len,
+        };
+        if remaining < FRAME_HEAD_LEN as u64 {
+            return Ok(torn(state));
+        }
+        let mut head = [0; FRAME_HEAD_LEN];
+        reader.read_exact(&mut head)?;
+        let [len, body_crc, head_crc] = [0, 4, 8].map(|at| {
+            u32::from_le_bytes(
+                head[at..at + 4]
+                    .try_into()
+                    .expect("a frame header holds three u32"),
+            )
+        });
+        if crc32fast::hash(&head[..8]) != head_crc {
+            // A header written only in part, the rest of the file zero (space the file
+            // system allocated but whose data never reached the disk)?
+            if zeros_to_end(&mut reader)? {
+                return Ok(torn(state));
+            }
+            return Err(corrupt(offset, "frame header checksum mismatch"));
+        }
+        let end = offset + (FRAME_HEAD_LEN as u64) + u64::from(len);
+        if end > file_len {
+            // A header that checks out, for a body the file does not hold in full.
+            return Ok(torn(state));
+        }
+        if len == 0 {
+            return Err(corrupt(offset, "empty frame"));
+        }
+        if len > MAX_FRAME_LEN {
+            return Err(corrupt(offset, "frame longer than the maximum"));
+        }
+        // Bounded by the bytes the file holds (checked above), not by what the header says.
+        let mut body = vec![0; len as usize];
+        reader.read_exact(&mut body)?;
+        if crc32fast::hash(&body) != body_crc {
+            if end == file_len || body.iter().all(|&b| b == 0) && zeros_to_end(&mut reader)? {
+                return Ok(torn(state));
+            }
+            return Err(corrupt(offset, "frame checksum mismatch"));
+        }
+        // The frame was written whole: if its records are wrong, it is not a torn write.
+        let body_offset = offset + FRAME_HEAD_LEN as u64;
+        let mut cursor = Cursor {
+            body: Bytes::from(body),
+            pos: 0,
+        };
+        while !cursor.is_empty() {
+            let record_offset = body_offset + cursor.pos as u64;
+            let record =
+                Record::decode(&mut cursor).map_err(|reason| corrupt(record_offset, reason))?;
+            apply(&mut state, &record).map_err(|error| match error {
+                StoreError::Invalid(reason) => corrupt(record_offset, reason),
+                other => other,
+            })?;
+        }
+        offset = end;
+    }
+    Ok(Replayed {
+        state,
+        valid_len: offset,
+        file_len,
+    })
+}
+
+fn corrupt(offset: u64, reason: &'static str) -> StoreError {
+    StoreError::Corrupt { offset, reason }
+}
+
+/// Whether every byte from the reader's position to the end of the file is zero.
+fn zeros_to_end(reader: &mut impl Read) -> io::Result<bool> {
+    let mut chunk = [0; 8192];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => return Ok(true),
+            Ok(n) => {
+                if chunk[..n].iter().any(|&b| b != 0) {
+                    return Ok(false);
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Creates `dir` and the directories above it that are missing, and flushes each new entry
+/// to the disk, so that a power loss cannot take the store's directory away.
+fn create_dir_durably(dir: &Path) -> io::Result<()> {
+    let parent = |path: &Path| match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut missing = Vec::new();
+    let mut at = dir.to_path_buf();
+    while !at.is_dir() {
+        let up = parent(&at);
+        if up == at {
+            break;
+        }
+        missing.push(at);
+        at = up;
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        sync_dir(&parent(created))?;
+    }
+    Ok(())
+}
+
+/// Flushes `dir`'s entries (a created, renamed or removed file) to the disk.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Directories cannot be opened as files here; renames are flushed by the file system.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{fs, ops::Range};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn options() -> FileStoreOptions {
+        FileStoreOptions::new().durability(Durability::Flush)
+    }
+
+    fn open(dir: &Path) -> FileStore {
+        FileStore::open(dir, options()).expect("the store opens")
+    }
+
+    fn recovered(dir: &Path) -> Recovered {
+        open(dir).recover().expect("recover")
+    }
+
+    /// The payload of message `id`: its length and content follow from `id`, so that a
+    /// recovered payload can be checked against it.
+    fn payload(id: u64, len: usize) -> Bytes {
+        let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn message(id: u64, qos: QoS, len: usize) -> StoredMessage {
+        StoredMessage {
+            id: MessageId::new(id),
+            qos,
+            retain: id.is_multiple_of(3),
+            topic: TopicName::new(format!("sensors/{}", id % 5)).expect("valid topic"),
+            payload: payload(id, len),
+            stage: Stage::Queued,
+        }
+    }
+
+    fn pid(id: u16) -> PacketId {
+        PacketId::new(id).expect("non-zero")
+    }
+
+    /// Applies the same changes to a file store and a memory store.
+    fn every_kind_of_change(store: &mut impl Store) {
+        for id in 1..=6u64 {
+            let qos = if id.is_multiple_of(2) {
+                QoS::ExactlyOnce
+            } else {
+                QoS::AtLeastOnce
+            };
+            store
+                .insert(&message(id, qos, 10 * id as usize))
+                .expect("insert");
+        }
+        store.assign(MessageId::new(1), pid(11)).expect("assign");
+        store.assign(MessageId::new(2), pid(12)).expect("assign");
+        store.assign(MessageId::new(4), pid(14)).expect("assign");
+        store.release(MessageId::new(2)).expect("release");
+        store.remove(MessageId::new(3)).expect("remove");
+        store.remove(MessageId::new(6)).expect("remove");
+        store.insert_inbound(pid(100)).expect("insert inbound");
+        store.insert_inbound(pid(200)).expect("insert inbound");
+        store.insert_inbound(pid(300)).expect("insert inbound");
+        store.remove_inbound(pid(200)).expect("remove inbound");
+    }
+
+    fn file_bytes(dir: &Path) -> Vec<u8> {
+        fs::read(dir.join(LOG_FILE)).expect("read the log")
+    }
+
+    fn write_log(dir: &Path, bytes: &[u8]) {
+        fs::write(dir.join(LOG_FILE), bytes).expect("write the log");
+    }
+
+    /// A log of three committed frames. Returns the state after each commit and where each
+    /// frame starts and ends.
+    fn three_commits(dir: &Path) -> (Vec<Recovered>, Vec<Range<usize>>) {
+        let mut store = open(dir);
+        let mut states = vec![store.recover().expect("recover")];
+        let mut frames = Vec::new();
+        let mut commit = |store: &mut FileStore| {
+            let start = store.file_len() as usize;
+            store.commit().expect("commit");
+            frames.push(start..store.file_len() as usize);
+            states.push(store.recover().expect("recover"));
+        };
+        store
+            .insert(&message(1, QoS::AtLeastOnce, 40))
+            .expect("insert");
+        store
+            .insert(&message(2, QoS::ExactlyOnce, 50))
+            .expect("insert");
+        commit(&mut store);
+        store.assign(MessageId::new(2), pid(7)).expect("assign");
+        store
+            .insert(&message(3, QoS::ExactlyOnce, 60))
+            .expect("insert");
+        store.insert_inbound(pid(9)).expect("insert inbound");
+        commit(&mut store);
+        store.release(MessageId::new(2)).expect("release");
+        store.remove(MessageId::new(1)).expect("remove");
+        store
+            .insert(&message(4, QoS::AtLeastOnce, 70))
+            .expect("insert");
+        store.remove_inbound(pid(9)).expect("remove inbound");
+        commit(&mut store);
+        (states, frames)
+    }
+
+    #[test]
+    fn every_kind_of_change_survives_a_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = FileStore::open(dir.path(), FileStoreOptions::new()).expect("open");
+        assert_eq!(store.recover().expect("recover"), Recovered::default());
+        let mut model = MemoryStore::new();
+        every_kind_of_change(&mut store);
+        every_kind_of_change(&mut model);
+        store.commit().expect("commit");
+        drop(store);
+
+        let mut store = open(dir.path());
+        let expected = model.recover().expect("recover");
+        assert_eq!(store.recover().expect("recover"), expected);
+        assert_eq!(store.recovered_tail_bytes(), 0);
+        let stages: Vec<Stage> = expected.messages.iter().map(|m| m.stage).collect();
+        assert_eq!(
+            stages,
+            [
+                Stage::Published(pid(11)),
+                Stage::Released(pid(12)),
+                Stage::Published(pid(14)),
+                Stage::Queued
+            ]
+        );
+        assert_eq!(expected.inbound, [pid(100), pid(300)]);
+        assert_eq!(expected.next_message_id, MessageId::new(7));
+
+        store.clear_inbound().expect("clear inbound");
+        store.remove(MessageId::new(1)).expect("remove");
+        store.commit().expect("commit");
+        drop(store);
+        let recovered = recovered(dir.path());
+        assert!(recovered.inbound.is_empty());
+        assert_eq!(recovered.messages.len(), 3);
+    }
+
+    #[test]
+    fn uncommitted_changes_are_lost_on_drop() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = open(dir.path());
+        store
+            .insert(&message(1, QoS::AtLeastOnce, 5))
+            .expect("insert");
+        store.commit().expect("commit");
+        store
+            .insert(&message(2, QoS::AtLeastOnce, 5))
+            .expect("insert");
+        store.insert_inbound(pid(3)).expect("insert inbound");
+        drop(store);
+        let recovered = recovered(dir.path());
+        assert_eq!(recovered.messages, [message(1, QoS::AtLeastOnce, 5)]);
+        assert!(recovered.inbound.is_empty());
+        assert_eq!(recovered.next_message_id, MessageId::new(2));
+    }
+
+    #[test]
+    fn a_commit_writes_one_frame_for_many_changes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = open(dir.path());
+        let start = store.file_len();
+        assert_eq!(start, HEADER_LEN as u64);
+        let messages: Vec<_> = (1..=200)
+            .map(|id| message(id, QoS::AtLeastOnce, 30))
+            .collect();
+        let mut records = 0;
+        for message in &messages {
+            store.insert(message).expect("insert");
+            records += record_len_of_insert(message);
+        }
+        store.commit().expect("commit");
+        assert_eq!(store.file_len(), start + (FRAME_HEAD_LEN + records) as u64);
+
+        // One header for all of them: its length covers every record.
+        let bytes = file_bytes(dir.path());
+        let head = &bytes[HEADER_LEN..HEADER_LEN + FRAME_HEAD_LEN];
+        assert_eq!(head[..4], (records as u32).to_le_bytes());
+
+        // Nothing to commit writes nothing.
+        store.commit().expect("commit");
+        assert_eq!(store.file_len(), start + (FRAME_HEAD_LEN + records) as u64);
+        drop(store);
+        assert_eq!(recovered(dir.path()).messages, messages);
+    }
+
+    #[test]
+    fn no_op_inbound_changes_are_not_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = open(dir.path());
+        store.clear_inbound().expect("clear inbound");
+        store.remove_inbound(pid(4)).expect("remove inbound");
+        store.commit().expect("commit");
+        assert_eq!(store.file_len(), HEADER_LEN as u64);
+        store.insert_inbound(pid(4)).expect("insert inbound");
+        store.insert_inbound(pid(4)).expect("insert inbound");
+        store.commit().expect("commit");
+        let one_record = (HEADER_LEN + FRAME_HEAD_LEN + PACKET_ID_RECORD_LEN) as u64;
+        assert_eq!(store.file_len(), one_record);
+    }
+
+    #[test]
+    fn invalid_changes_are_refused_and_not_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = open(dir.path());
+        store
+            .insert(&message(5, QoS::AtLeastOnce, 5))
+            .expect("insert");
+        let refused = [
+            store.insert(&message(5, QoS::AtLeastOnce, 5)),
+            store.insert(&message(9, QoS::AtMostOnce, 5)),
+            store.assign(MessageId::new(4), pid(1)),
+            store.release(MessageId::new(5)),
+            store.remove(MessageId::new(6)),
+        ];
+        for result in refused {
+            assert!(matches!(result, Err(StoreError::Invalid(_))), "{result:?}");
+        }
+        store.assign(MessageId::new(5), pid(1)).expect("assign");
+        assert!(matches!(
+            store.assign(MessageId::new(5), pid(2)),
+            Err(StoreError::Invalid(_))
+        ));
+        // QoS 1 is never released.
+        assert!(matches!(
+            store.release(MessageId::new(5)),
+            Err(StoreError::Invalid(_))
+        ));
+        store.commit().expect("commit");
+        drop(store);
+        let recovered = recovered(dir.path());
+        assert_eq!(recovered.messages.len(), 1);
+        assert_eq!(recovered.messages[0].stage, Stage::Published(pid(1)));
+    }
+
+    #[test]
+    fn compaction_keeps_the_live_state_and_shrinks_the_log() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = options().compact_min_bytes(8 << 10);
+        let mut store = FileStore::open(dir.path(), options).expect("open");
+        let mut model = MemoryStore::new();
+        let mut shrunk = false;
+        for id in 1..=400u64 {
+            let qos = if id.is_multiple_of(2) {
+                QoS::ExactlyOnce
+            } else {
+                QoS::AtLeastOnce
+            };
+            let changes = |store: &mut dyn Store| {
+                store.insert(&message(id, qos, 200)).expect("insert");
+                if id % 4 != 1 {
+                    store
+                        .assign(MessageId::new(id), pid(id as u16))
+                        .expect("assign");
+                }
+                if id % 4 == 2 {
+                    store.release(MessageId::new(id)).expect("release");
+                }
+                // Keep one message in 8 and every one of the last 10.
+                if id > 10 && (id - 10) % 8 != 0 {
+                    store.remove(MessageId::new(id - 10)).expect("remove");
+                }
+                store
+                    .insert_inbound(pid(id as u16 % 50 + 1))
+                    .expect("insert inbound");
+                if id.is_multiple_of(3) {
+                    store
+                        .remove_inbound(pid(id as u16 % 40 + 1))
+                        .expect("remove inbound");
+                }
+            };
+            changes(&mut store);
+            changes(&mut model);
+            let before = store.file_len();
+            store.commit().expect("commit");
+            shrunk |= store.file_len() < before;
+            // After a commit, never beyond twice the live state, or the minimum.
+            assert!(
+                store.file_len() <= (8 << 10).max(2 * store.live_bytes()),
+                "{store:?}"
+            );
+        }
+        assert!(store.compactions() > 3, "{store:?}");
+        assert!(shrunk);
+        assert!(!dir.path().join(TMP_FILE).exists());
+        drop(store);
+        assert_eq!(recovered(dir.path()), model.recover().expect("recover"));
+
+        // Once everything is removed, a snapshot still remembers the next identity.
+        let mut store = FileStore::open(dir.path(), options).expect("open");
+        let compactions = store.compactions();
+        for message in model.recover().expect("recover").messages {
+            store.remove(message.id).expect("remove");
+        }
+        store.clear_inbound().expect("clear inbound");
+        store.commit().expect("commit");
+        while store.compactions() == compactions {
+            store.insert_inbound(pid(1)).expect("insert inbound");
+            store.remove_inbound(pid(1)).expect("remove inbound");
+            store.commit().expect("commit");
+        }
+        assert_eq!(
+            store.file_len(),
+            (HEADER_LEN + FRAME_HEAD_LEN + NEXT_ID_RECORD_LEN) as u64
+        );
+        drop(store);
+        let recovered = recovered(dir.path());
+        assert!(recovered.messages.is_empty() && recovered.inbound.is_empty());
+        assert_eq!(recovered.next_message_id, MessageId::new(401));
+    }
+
+    #[test]
+    fn a_large_snapshot_is_written_in_several_frames() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = FileStore::open(dir.path(), options().compact_min_bytes(0)).expect("open");
+        let mut expected = Vec::new();
+        for id in 1..=40 {
+            let message = message(id, QoS::AtLeastOnce, 100 << 10);
+            store.insert(&message).expect("insert");
+            expected.push(message);
+        }
+        store.commit().expect("commit");
+        // A little garbage makes the log longer than twice the live state.
+        for id in 41..=600 {
+            store
+                .insert(&message(id, QoS::AtLeastOnce, 10 << 10))
+                .expect("insert");
+            store.remove(MessageId::new(id)).expect("remove");
+            store.commit().expect("commit");
+        }
+        assert!(store.compactions() > 0);
+        drop(store);
+        let bytes = file_bytes(dir.path());
+        let first_frame = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
+        assert!((first_frame as usize) < bytes.len() / 3, "{first_frame}");
+        assert_eq!(recovered(dir.path()).messages, expected);
+    }
+
+    #[test]
+    fn a_torn_last_frame_is_cut_off_at_every_length() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (states, frames) = three_commits(dir.path());
+        let whole = file_bytes(dir.path());
+        let last = frames[2].clone();
+        assert_eq!(last.end, whole.len());
+        for cut in last.start..last.end {
+            write_log(dir.path(), &whole[..cut]);
+            let mut store = open(dir.path());
+            assert_eq!(store.recover().expect("recover"), states[2], "cut at {cut}");
+            assert_eq!(store.recovered_tail_bytes(), (cut - last.start) as u64);
+            assert_eq!(store.file_len(), last.start as u64);
+            drop(store);
+            assert_eq!(file_bytes(dir.path()), whole[..last.start]);
+        }
+        write_log(dir.path(), &whole);
+        assert_eq!(recovered(dir.path()), states[3]);
+    }
+
+    #[test]
+    fn a_zero_filled_tail_is_torn() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (states, frames) = three_commits(dir.path());
+        let whole = file_bytes(dir.path());
+        let last = frames[2].clone();
+        // The file system extended the file, but only part of the frame reached the disk.
+        for written in last.start..last.end {
+            let mut bytes = whole.clone();
+            bytes[written..].fill(0);
+            if bytes == whole {
+                continue;
+            }
+            write_log(dir.path(), &bytes);
+            let mut store = open(dir.path());
+            assert_eq!(store.recover().expect("recover"), states[2], "{written}");
+            assert_eq!(store.recovered_tail_bytes(), last.len() as u64);
+        }
+        // Zeros after the last frame.
+        for zeros in [1, FRAME_HEAD_LEN - 1, FRAME_HEAD_LEN, 100, 20_000] {
+            let mut bytes = whole.clone();
+            bytes.resize(whole.len() + zeros, 0);
+            write_log(dir.path(), &bytes);
+            let mut store = open(dir.path());
+            assert_eq!(store.recover().expect("recover"), states[3], "{zeros}");
+            assert_eq!(store.recovered_tail_bytes(), zeros as u64);
+            drop(store);
+            assert_eq!(file_bytes(dir.path()), whole);
+        }
+    }
+
+    #[test]
+    fn a_damaged_middle_frame_is_corrupt_and_left_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (_, frames) = three_commits(dir.path());
+        let whole = file_bytes(dir.path());
+        for frame in &frames[..2] {
+            for at in frame.clone() {
+                let mut bytes = whole.clone();
+                bytes[at] ^= 0x10;
+                write_log(dir.path(), &bytes);
+                match FileStore::open(dir.path(), options()) {
+                    Err(StoreError::Corrupt { offset, .. }) => {
+                        assert_eq!(offset, frame.start as u64, "flip at {at}");
+                    }
+                    other => panic!("flip at {at}: {other:?}"),
+                }
+                assert_eq!(file_bytes(dir.path()), bytes, "the file is left as it was");
+            }
+        }
+    }
+
+    #[test]
+    fn a_forged_frame_length() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (states, frames) = three_commits(dir.path());
+        let whole = file_bytes(dir.path());
+
+        // In the middle: the header no longer checks out, and committed frames follow.
+        for len in [u32::MAX, MAX_FRAME_LEN + 1, whole.len() as u32] {
+            let mut bytes = whole.clone();
+            bytes[frames[1].start..frames[1].start + 4].copy_from_slice(&len.to_le_bytes());
+            write_log(dir.path(), &bytes);
+            assert!(matches!(
+                FileStore::open(dir.path(), options()),
+                Err(StoreError::Corrupt { offset, .. }) if offset == frames[1].start as u64
+            ));
+        }
+
+        // At the end, as a torn write of a huge frame leaves it: a whole header, part of
+        // the body. Nothing the length asks for is allocated.
+        for len in [u32::MAX, MAX_FRAME_LEN + 1, 1 << 20] {
+            let mut head = [0; FRAME_HEAD_LEN];
+            head[..4].copy_from_slice(&len.to_le_bytes());
+            head[4..8].copy_from_slice(&0xdead_beef_u32.to_le_bytes());
+            let head_crc = crc32fast::hash(&head[..8]);
+            head[8..].copy_from_slice(&head_crc.to_le_bytes());
+            let mut bytes = whole.clone();
+            bytes.extend_from_slice(&head);
+            bytes.extend_from_slice(&[INSERT, 1, 2, 3]);
+            write_log(dir.path(), &bytes);
+            let mut store = open(dir.path());
+            assert_eq!(store.recover().expect("recover"), states[3]);
+            assert_eq!(store.recovered_tail_bytes(), FRAME_HEAD_LEN as u64 + 4);
+        }
+
+        // At the end, a header cut short.
+        let mut bytes = whole.clone();
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        bytes.extend_from_slice(&[0xff; 4]);
+        write_log(dir.path(), &bytes);
+        assert_eq!(recovered(dir.path()), states[3]);
+
+        // At the end, a header that does not check out followed by data: not something a
+        // torn write leaves, so it is not dropped.
+        let mut bytes = whole.clone();
+        bytes.extend_from_slice(&[0xff; FRAME_HEAD_LEN + 8]);
+        write_log(dir.path(), &bytes);
+        assert!(matches!(
+            FileStore::open(dir.path(), options()),
+            Err(StoreError::Corrupt { offset, .. }) if offset == whole.len() as u64
+        ));
+    }
+
+    #[test]
+    fn a_whole_frame_with_a_bad_record_is_corrupt() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        three_commits(dir.path());
+        let whole = file_bytes(dir.path());
+        let insert = |at: usize, byte: u8| {
+            let mut body = Vec::new();
+            Record::Insert(Cow::Owned(message(10, QoS::AtLeastOnce, 4))).encode(&mut body);
+            body[at] = byte;
+            body
+        };
+        let cases: [(Vec<u8>, usize, &str); 8] = [
+            (vec![99], 0, "unknown record type"),
+            (vec![ASSIGN, 1, 0, 0], 0, "record ends early"),
+            (vec![INSERT_INBOUND, 0, 0], 0, "packet identifier 0"),
+            (insert(9, 3), 0, "invalid QoS"),
+            (insert(10, 2), 0, "invalid retain flag"),
+            (insert(11, PUBLISHED), 0, "invalid stage"),
+            (insert(16, b'#'), 0, "invalid topic name"),
+            (
+                [INSERT_INBOUND, 5, 0, ASSIGN, 77, 0, 0, 0, 0, 0, 0, 0, 1, 0].to_vec(),
+                PACKET_ID_RECORD_LEN,
+                "assign: no such message",
+            ),
+        ];
+        for (body, at, reason) in cases {
+            let mut frames = Frames {
+                buf: vec![0; FRAME_HEAD_LEN],
+                open: Some(0),
+            };
+            frames.buf.extend_from_slice(&body);
+            frames.close();
+            let mut bytes = whole.clone();
+            bytes.extend_from_slice(&frames.buf);
+            write_log(dir.path(), &bytes);
+            match FileStore::open(dir.path(), options()) {
+                Err(StoreError::Corrupt { offset, reason: r }) => {
+                    assert_eq!(r, reason);
+                    assert_eq!(offset, (whole.len() + FRAME_HEAD_LEN + at) as u64);
+                }
+                other => panic!("{reason}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_foreign_file_is_unsupported() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut other_version = header();
+        other_version[8] = 2;
+        for bytes in [
+            &b"this is not a store log, it is a text file"[..],
+            &b"HAKA"[..],
+            &other_version[..],
+        ] {
+            write_log(dir.path(), bytes);
+            assert!(matches!(
+                FileStore::open(dir.path(), options()),
+                Err(StoreError::UnsupportedFormat)
+            ));
+            assert_eq!(file_bytes(dir.path()), bytes);
+        }
+        // An empty file is a new store.
+        write_log(dir.path(), b"");
+        assert_eq!(recovered(dir.path()), Recovered::default());
+        assert_eq!(file_bytes(dir.path()), header());
+    }
+
+    #[test]
+    fn a_second_store_on_one_directory_is_locked_out() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nested = dir.path().join("a").join("b");
+        let store = open(&nested);
+        assert!(matches!(
+            FileStore::open(&nested, options()),
+            Err(StoreError::Locked)
+        ));
+        drop(store);
+        let _store = open(&nested);
+    }
+
+    #[test]
+    fn the_lock_outlives_a_compaction() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = FileStore::open(dir.path(), options().compact_min_bytes(0)).expect("open");
+        for id in 1..=10 {
+            store
+                .insert(&message(id, QoS::AtLeastOnce, 100))
+                .expect("insert");
+            store.remove(MessageId::new(id)).expect("remove");
+            store.commit().expect("commit");
+        }
+        assert!(store.compactions() > 0);
+        assert!(matches!(
+            FileStore::open(dir.path(), options()),
+            Err(StoreError::Locked)
+        ));
+    }
+
+    #[test]
+    fn a_leftover_snapshot_is_ignored() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (states, _) = three_commits(dir.path());
+        fs::write(dir.path().join(TMP_FILE), b"half a snapshot").expect("write");
+        assert_eq!(recovered(dir.path()), states[3]);
+        assert!(!dir.path().join(TMP_FILE).exists());
+    }
+
+    #[test]
+    fn a_failed_write_is_rolled_back_and_retried() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = open(dir.path());
+        store
+            .insert(&message(1, QoS::AtLeastOnce, 10))
+            .expect("insert");
+        store.commit().expect("commit");
+        let committed = store.file_len();
+        store
+            .insert(&message(2, QoS::AtLeastOnce, 10))
+            .expect("insert");
+        store.fail_next_write_after = Some(7);
+        assert!(matches!(store.commit(), Err(StoreError::Io(_))));
+        assert_eq!(
+            fs::metadata(dir.path().join(LOG_FILE))
+                .expect("metadata")
+                .len(),
+            committed
+        );
+        assert_eq!(store.file_len(), committed);
+        // More changes join the retry.
+        store.insert_inbound(pid(3)).expect("insert inbound");
+        store.commit().expect("commit");
+        let expected = store.recover().expect("recover");
+        assert_eq!(expected.messages.len(), 2);
+        drop(store);
+        assert_eq!(recovered(dir.path()), expected);
+    }
+
+    #[test]
+    fn a_failed_rollback_poisons_the_store() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = open(dir.path());
+        store
+            .insert(&message(1, QoS::AtLeastOnce, 10))
+            .expect("insert");
+        store.commit().expect("commit");
+        let expected = store.recover().expect("recover");
+        // A handle that can neither write nor truncate.
+        store.file = File::open(dir.path().join(LOG_FILE)).expect("open");
+        store
+            .insert(&message(2, QoS::AtLeastOnce, 10))
+            .expect("insert");
+        assert!(matches!(store.commit(), Err(StoreError::Io(_))));
+        assert!(matches!(store.commit(), Err(StoreError::Poisoned)));
+        assert!(matches!(
+            store.insert_inbound(pid(1)),
+            Err(StoreError::Poisoned)
+        ));
+        drop(store);
+        assert_eq!(recovered(dir.path()), expected);
+    }
+
+    #[test]
+    fn debug_shows_counts_not_payloads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = open(dir.path());
+        store
+            .insert(&message(1, QoS::AtLeastOnce, 10))
+            .expect("insert");
+        let debug = format!("{store:?}");
+        assert!(debug.contains("messages: 1"), "{debug}");
+        assert!(!debug.contains("payload"), "{debug}");
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert {
+            gap: u64,
+            qos2: bool,
+            len: usize,
+        },
+        Assign {
+            pick: usize,
+            packet_id: u16,
+        },
+        Release {
+            pick: usize,
+        },
+        Remove {
+            pick: usize,
+        },
+        InsertInbound(u16),
+        RemoveInbound(u16),
+        ClearInbound,
+        Commit,
+        /// Drop the store (losing what is not committed) and open it again.
+        Reopen,
+        /// Commit, then cut the file inside the frame just written, as a crash during the
+        /// write would, and open it again.
+        TornCommit {
+            cut: u16,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0..3u64, any::<bool>(), 0..300usize)
+                .prop_map(|(gap, qos2, len)| Op::Insert { gap, qos2, len }),
+            4 => (any::<usize>(), 1..20u16)
+                .prop_map(|(pick, packet_id)| Op::Assign { pick, packet_id }),
+            2 => any::<usize>().prop_map(|pick| Op::Release { pick }),
+            3 => any::<usize>().prop_map(|pick| Op::Remove { pick }),
+            2 => (1..8u16).prop_map(Op::InsertInbound),
+            2 => (1..8u16).prop_map(Op::RemoveInbound),
+            1 => Just(Op::ClearInbound),
+            4 => Just(Op::Commit),
+            1 => Just(Op::Reopen),
+            2 => any::<u16>().prop_map(|cut| Op::TornCommit { cut }),
+        ]
+    }
+
+    /// The identity `pick` chooses: one of the model's messages, or none when it is empty.
+    fn pick(model: &MemoryStore, pick: usize) -> MessageId {
+        let messages = model.clone().recover().expect("recover").messages;
+        if messages.is_empty() {
+            MessageId::new(pick as u64 % 4)
+        } else {
+            messages[pick % messages.len()].id
+        }
+    }
+
+    proptest! {
+        /// Whatever follows a valid header, opening never panics, and it either succeeds
+        /// or reports corruption.
+        #[test]
+        fn any_bytes_after_the_header_open_or_are_corrupt(
+            tail in prop::collection::vec(any::<u8>(), 0..600),
+        ) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut bytes = header().to_vec();
+            bytes.extend_from_slice(&tail);
+            write_log(dir.path(), &bytes);
+            match FileStore::open(dir.path(), options()) {
+                Ok(store) => prop_assert!(store.file_len() <= bytes.len() as u64),
+                Err(StoreError::Corrupt { offset, .. }) => {
+                    prop_assert!(offset < bytes.len() as u64);
+                    prop_assert_eq!(file_bytes(dir.path()), bytes);
+                }
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+
+        /// A damaged byte anywhere in a valid log: never a panic, and never a state that
+        /// was not committed.
+        #[test]
+        fn a_damaged_byte_is_never_mistaken_for_data(at in any::<prop::sample::Index>(), bits in 1..=255u8) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let (states, _) = three_commits(dir.path());
+            let mut bytes = file_bytes(dir.path());
+            let at = at.index(bytes.len());
+            bytes[at] ^= bits;
+            write_log(dir.path(), &bytes);
+            match FileStore::open(dir.path(), options()) {
+                Ok(mut store) => {
+                    let recovered = store.recover().expect("recover");
+                    prop_assert!(states.contains(&recovered), "{:?}", recovered);
+                }
+                Err(StoreError::Corrupt { .. } | StoreError::UnsupportedFormat) => {}
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Random valid and invalid changes, commits, reopens and torn commits, against the
+        /// memory store: the file store accepts and refuses the same changes, and reopening
+        /// it gives back exactly what was committed.
+        #[test]
+        fn behaves_like_the_memory_store_across_reopens(
+            ops in prop::collection::vec(op(), 1..80),
+            compact_min_bytes in 0..4096u64,
+        ) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let options = options().compact_min_bytes(compact_min_bytes);
+            let reopen = || FileStore::open(dir.path(), options).expect("open");
+            let mut store = reopen();
+            let mut model = MemoryStore::new();
+            let mut committed = model.clone();
+            for op in ops {
+                let (file, memory) = match op {
+                    Op::Insert { gap, qos2, len } => {
+                        let next = model.clone().recover().expect("recover").next_message_id;
+                        let qos = if qos2 { QoS::ExactlyOnce } else { QoS::AtLeastOnce };
+                        let message = message(next.get() + gap, qos, len);
+                        (store.insert(&message), model.insert(&message))
+                    }
+                    Op::Assign { pick: p, packet_id } => {
+                        let id = pick(&model, p);
+                        (store.assign(id, pid(packet_id)), model.assign(id, pid(packet_id)))
+                    }
+                    Op::Release { pick: p } => {
+                        let id = pick(&model, p);
+                        (store.release(id), model.release(id))
+                    }
+                    Op::Remove { pick: p } => {
+                        let id = pick(&model, p);
+                        (store.remove(id), model.remove(id))
+                    }
+                    Op::InsertInbound(id) => {
+                        (store.insert_inbound(pid(id)), model.insert_inbound(pid(id)))
+                    }
+                    Op::RemoveInbound(id) => {
+                        (store.remove_inbound(pid(id)), model.remove_inbound(pid(id)))
+                    }
+                    Op::ClearInbound => (store.clear_inbound(), model.clear_inbound()),
+                    Op::Commit => {
+                        store.commit().expect("commit");
+                        committed = model.clone();
+                        continue;
+                    }
+                    Op::Reopen => {
+                        drop(store);
+                        store = reopen();
+                        prop_assert_eq!(store.recover().expect("recover"), committed.recover().expect("recover"));
+                        prop_assert_eq!(store.recovered_tail_bytes(), 0);
+                        model = committed.clone();
+                        continue;
+                    }
+                    Op::TornCommit { cut } => {
+                        let before = store.file_len();
+                        let compactions = store.compactions();
+                        store.commit().expect("commit");
+                        let after = store.file_len();
+                        let compacted = store.compactions() != compactions;
+                        drop(store);
+                        if after > before && !compacted {
+                            let len = before + (after - before - 1) * u64::from(cut) / 65535;
+                            let file = OpenOptions::new()
+                                .write(true)
+                                .open(dir.path().join(LOG_FILE))
+                                .expect("open");
+                            file.set_len(len).expect("truncate");
+                            store = reopen();
+                            prop_assert_eq!(store.recover().expect("recover"), committed.recover().expect("recover"));
+                            prop_assert_eq!(store.recovered_tail_bytes(), len - before);
+                            model = committed.clone();
+                        } else {
+                            committed = model.clone();
+                            store = reopen();
+                            prop_assert_eq!(store.recover().expect("recover"), committed.recover().expect("recover"));
+                        }
+                        continue;
+                    }
+                };
+                prop_assert_eq!(file.is_ok(), memory.is_ok(), "{:?} / {:?}", file, memory);
+            }
+            drop(store);
+            let mut store = reopen();
+            prop_assert_eq!(store.recover().expect("recover"), committed.recover().expect("recover"));
+        }
+    }
+}
