@@ -74,10 +74,12 @@ impl Config {
     }
 
     /// The keep alive: the session sends PINGREQ after this long without sending anything
-    /// (section 3.1.2.10). Whole seconds up to 65,535; zero turns pings off.
+    /// (section 3.1.2.10). Whole seconds up to 65,535, rounded up; zero turns pings off.
     #[must_use]
     pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
-        self.connect.keep_alive = u16::try_from(keep_alive.as_secs()).unwrap_or(u16::MAX);
+        // Rounded up, so that a keep alive under a second does not turn pings off.
+        let seconds = keep_alive.as_secs() + u64::from(keep_alive.subsec_nanos() > 0);
+        self.connect.keep_alive = u16::try_from(seconds).unwrap_or(u16::MAX);
         self
     }
 

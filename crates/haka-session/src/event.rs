@@ -20,12 +20,18 @@ pub enum Event {
     Message(Incoming),
     /// The broker's PUBREC for QoS 2 message `id` (the original's `on_pubrec`): it has the
     /// message; its PUBREL is queued.
+    ///
+    /// Like [`Event::PublishCompleted`], it can come a second time for the same message after
+    /// a restart, if the process ended before the store committed the change.
     PublishReceived {
         /// The message.
         id: MessageId,
     },
     /// Message `id` is done and has left the queue: a QoS 0 message was written, a QoS 1
     /// message got its PUBACK, a QoS 2 message its PUBCOMP.
+    ///
+    /// If the process ends before the store commits the removal, the message is resent after
+    /// the restart and completes again: at least once, never lost.
     PublishCompleted {
         /// The message.
         id: MessageId,
@@ -51,9 +57,10 @@ pub enum Event {
         /// Why.
         reason: DisconnectReason,
     },
-    /// The store failed to commit. Changes stay pending and are retried at the next commit;
-    /// while connected, the connection is also closed with
-    /// [`DisconnectReason::StoreFailed`].
+    /// The store failed to record a change or to commit. Nothing that depends on the failed
+    /// change is sent; changes still pending are retried at the next commit. While
+    /// connected, the connection is also closed with [`DisconnectReason::StoreFailed`], so
+    /// that the broker delivers again whatever was not acknowledged.
     StoreFailed(StoreError),
 }
 
@@ -74,8 +81,9 @@ pub struct Incoming {
 pub struct AckToken {
     pub(crate) packet_id: PacketId,
     pub(crate) qos: QoS,
-    /// The connection the message came on: a QoS 1 acknowledgement only makes sense on it.
-    pub(crate) connection: u64,
+    /// Which received message it is: unique, so a token never acknowledges another message
+    /// under the same packet identifier, on this connection or a later one.
+    pub(crate) serial: u64,
 }
 
 impl AckToken {

@@ -75,7 +75,7 @@ enum Link {
     Down,
     AwaitingConnAck { since: Instant },
     Up,
-    Closing,
+    Closing { since: Instant },
 }
 
 /// A sans-IO MQTT 3.1.1 client session: the send path, the receive path, keepalive and the
@@ -101,11 +101,14 @@ enum Link {
 ///   [`handle_connection_lost`](Self::handle_connection_lost) when the transport closed or
 ///   failed.
 /// - **Output**, after every input or command, until each returns nothing:
-///   1. [`poll_transmit`](Self::poll_transmit): bytes to write, in order. Write them all
-///      before the next call's bytes.
-///   2. [`poll_event`](Self::poll_event): what the application must know. On
+///   1. [`poll_event`](Self::poll_event): what the application must know, first, so that
+///      it hears of a message or a PUBREC before the acknowledgement or PUBREL that follows
+///      is written (the original's callbacks ran before the answer was queued). On
 ///      [`Event::Disconnected`] close the transport; connect again (with backoff) and call
 ///      `handle_connected` to resume.
+///   2. [`poll_transmit`](Self::poll_transmit): bytes to write, in order. Write them all
+///      before the next call's bytes. It may produce events (a QoS 0 message written is
+///      complete), so poll events again after it.
 ///   3. [`poll_timeout`](Self::poll_timeout): when to call `handle_timeout` next, if
 ///      nothing else happens before.
 ///
@@ -140,11 +143,6 @@ enum Link {
 ///
 /// let (mut out, mut input) = (BytesMut::new(), BytesMut::new());
 /// loop {
-///     // Write everything the session has to send.
-///     while session.poll_transmit(Instant::now(), &mut out) > 0 {
-///         stream.write_all(&out)?;
-///         out.clear();
-///     }
 ///     // React to what happened.
 ///     while let Some(event) = session.poll_event() {
 ///         match event {
@@ -157,6 +155,11 @@ enum Link {
 ///             }
 ///             other => println!("{other:?}"),
 ///         }
+///     }
+///     // Write everything the session has to send.
+///     while session.poll_transmit(Instant::now(), &mut out) > 0 {
+///         stream.write_all(&out)?;
+///         out.clear();
 ///     }
 ///     // Wait for bytes, at most until the next timer.
 ///     let timeout = session.poll_timeout().map(|at| at.saturating_duration_since(Instant::now()));
@@ -184,8 +187,6 @@ pub struct Session<S = MemoryStore> {
     dirty: bool,
 
     link: Link,
-    /// Counts connections, so that acknowledgement tokens of an earlier one are refused.
-    connection: u64,
     connect_pending: bool,
     disconnect_requested: bool,
 
@@ -228,7 +229,6 @@ impl<S: Store> Session<S> {
             store,
             dirty: false,
             link: Link::Down,
-            connection: 0,
             connect_pending: false,
             disconnect_requested: false,
             outgoing: Outgoing::default(),
@@ -308,6 +308,12 @@ impl<S: Store> Session<S> {
         &self.store
     }
 
+    /// The store, mutably: for inspection and tuning. Changing its content behind the
+    /// session's back breaks the session's guarantees.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
     /// Ends the session and returns its store, for a new session to resume from.
     pub fn into_store(self) -> S {
         self.store
@@ -319,7 +325,7 @@ impl<S: Store> Session<S> {
             Link::Down => ConnectionState::Disconnected,
             Link::AwaitingConnAck { .. } => ConnectionState::Connecting,
             Link::Up => ConnectionState::Connected,
-            Link::Closing => ConnectionState::Closing,
+            Link::Closing { .. } => ConnectionState::Closing,
         }
     }
 
@@ -475,19 +481,21 @@ impl<S: Store> Session<S> {
     pub fn ack(&mut self, token: AckToken) -> Result<(), SessionError> {
         match token.qos {
             QoS::ExactlyOnce => {
-                if self.inbound.qos2.get(&token.packet_id) != Some(&Qos2::Delivered) {
+                let delivered = Qos2::Delivered {
+                    serial: token.serial,
+                };
+                if self.inbound.qos2.get(&token.packet_id) != Some(&delivered) {
                     return Err(SessionError::UnknownAck);
                 }
                 self.store.insert_inbound(token.packet_id)?;
                 self.dirty = true;
                 self.inbound.qos2.insert(token.packet_id, Qos2::Received);
-                self.inbound.ready(token.packet_id, true, true);
+                self.inbound.ready_pubrecs(token.packet_id);
                 Ok(())
             }
             _ => {
-                if token.connection != self.connection
-                    || !self.inbound.ready(token.packet_id, false, false)
-                {
+                // Slots of an earlier connection are gone: the broker delivers again.
+                if !self.inbound.ready_serial(token.serial) {
                     return Err(SessionError::UnknownAck);
                 }
                 Ok(())
@@ -514,6 +522,11 @@ impl<S: Store> Session<S> {
             self.store.commit()?;
             self.dirty = false;
         }
+        // Whatever waited for the store is durable now, so it may be seen.
+        if !self.gated.is_empty() {
+            self.gated_inbound.clear();
+            self.events.extend(self.gated.drain(..));
+        }
         Ok(())
     }
 
@@ -529,7 +542,6 @@ impl<S: Store> Session<S> {
         if self.link != Link::Down {
             self.handle_connection_lost(now);
         }
-        self.connection += 1;
         self.link = Link::AwaitingConnAck { since: now };
         self.connect_pending = true;
         self.disconnect_requested = false;
@@ -565,7 +577,7 @@ impl<S: Store> Session<S> {
     pub fn handle_connection_lost(&mut self, _now: Instant) {
         let reason = match self.link {
             Link::Down => return,
-            Link::Closing => DisconnectReason::Requested,
+            Link::Closing { .. } => DisconnectReason::Requested,
             _ => DisconnectReason::ConnectionLost,
         };
         self.close(reason);
@@ -610,7 +622,14 @@ impl<S: Store> Session<S> {
                     self.close(DisconnectReason::ConnAckTimeout);
                 }
             }
-            Link::Up | Link::Closing => {
+            Link::Closing { since } => {
+                // DISCONNECT is out: the end is as requested, whether the broker closes the
+                // connection or lets the wait run out.
+                if now >= self.closing_deadline(since) {
+                    self.close(DisconnectReason::Requested);
+                }
+            }
+            Link::Up => {
                 if let Some(deadline) = self.idle_deadline() {
                     if now >= deadline {
                         self.close(DisconnectReason::IdleTimeout);
@@ -627,6 +646,12 @@ impl<S: Store> Session<S> {
         }
     }
 
+    /// The bound on the wait for the broker to close after DISCONNECT.
+    fn closing_deadline(&self, since: Instant) -> Instant {
+        let bound = since + self.config.connack_wait();
+        self.idle_deadline().map_or(bound, |idle| idle.min(bound))
+    }
+
     fn idle_deadline(&self) -> Option<Instant> {
         Some(self.last_received? + self.config.idle_timeout()?)
     }
@@ -636,7 +661,11 @@ impl<S: Store> Session<S> {
         if self.link != Link::Up || self.ping_outstanding || self.config.connect.keep_alive == 0 {
             return None;
         }
-        Some(self.last_sent? + self.config.keep_alive_interval())
+        // After the keep alive without sending (section 3.1.2.10), and also without
+        // receiving: a client that only publishes QoS 0 hears nothing back, and the
+        // PINGRESP is what keeps its idle abort from firing.
+        let last = self.last_sent?.min(self.last_received?);
+        Some(last + self.config.keep_alive_interval())
     }
 
     // ---------------------------------------------------------------- output
@@ -649,7 +678,7 @@ impl<S: Store> Session<S> {
     /// before the change is durable. If the commit fails the session sends nothing, reports
     /// [`Event::StoreFailed`] and closes the connection.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut BytesMut) -> usize {
-        if matches!(self.link, Link::Down | Link::Closing) {
+        if matches!(self.link, Link::Down | Link::Closing { .. }) {
             // Nothing to send, but what was published offline becomes durable all the same.
             if let Err(SessionError::Store(error)) = self.commit() {
                 self.store_failed(error);
@@ -658,10 +687,7 @@ impl<S: Store> Session<S> {
         }
         let start = out.len();
         let admitted = self.admit();
-        if let Err(error) = self.commit() {
-            let SessionError::Store(error) = error else {
-                unreachable!("commit fails only with the store's error")
-            };
+        if let Err(SessionError::Store(error)) = self.commit() {
             self.store_failed(error);
             return 0;
         }
@@ -697,10 +723,10 @@ impl<S: Store> Session<S> {
             };
             self.write_new(pending, out);
         }
-        if self.disconnect_requested && self.nothing_to_send() {
+        if self.disconnect_requested && self.link == Link::Up && self.nothing_to_send() {
             self.encode(&Packet::Disconnect(Disconnect::new()), out);
             self.disconnect_requested = false;
-            self.link = Link::Closing;
+            self.link = Link::Closing { since: now };
         }
         let written = out.len() - start;
         if written > 0 {
@@ -737,8 +763,8 @@ impl<S: Store> Session<S> {
                 let id = pending.id;
                 if let Err(error) = self.store.assign(id, packet_id) {
                     self.packet_ids.release(packet_id);
-                    self.events.push_back(Event::StoreFailed(error));
-                    break;
+                    self.store_failed(error);
+                    return 0;
                 }
                 self.dirty = true;
                 let pending = &mut self.outgoing.pending[index];
@@ -827,8 +853,10 @@ impl<S: Store> Session<S> {
             && !self.connect_pending
             && !self.inbound.acks.front().is_some_and(|slot| slot.ready)
             && self.outgoing.pending.front().is_none_or(|pending| {
+                // The next message waits for room in the window or a free identifier.
                 !pending.admitted
-                    && self.outgoing.inflight.len() >= usize::from(self.config.max_inflight.get())
+                    && (self.outgoing.inflight.len() >= usize::from(self.config.max_inflight.get())
+                        || self.packet_ids.in_use() >= usize::from(u16::MAX))
             })
     }
 
@@ -839,13 +867,8 @@ impl<S: Store> Session<S> {
     /// The next event, if any. See [`Event`] for what each means.
     pub fn poll_event(&mut self) -> Option<Event> {
         if self.events.is_empty() && !self.gated.is_empty() {
-            match self.commit() {
-                Ok(()) => {
-                    self.gated_inbound.clear();
-                    self.events.extend(self.gated.drain(..));
-                }
-                Err(SessionError::Store(error)) => self.store_failed(error),
-                Err(_) => unreachable!("commit fails only with the store's error"),
+            if let Err(SessionError::Store(error)) = self.commit() {
+                self.store_failed(error);
             }
         }
         self.events.pop_front()
@@ -858,7 +881,8 @@ impl<S: Store> Session<S> {
         match self.link {
             Link::Down => None,
             Link::AwaitingConnAck { since } => Some(since + self.config.connack_wait()),
-            Link::Up | Link::Closing => match (self.idle_deadline(), self.ping_deadline()) {
+            Link::Closing { since } => Some(self.closing_deadline(since)),
+            Link::Up => match (self.idle_deadline(), self.ping_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             },
@@ -998,11 +1022,12 @@ impl<S: Store> Session<S> {
         if !session_present && !self.inbound.qos2.is_empty() {
             // A new session on the broker: it will release none of the inbound QoS 2
             // messages of the old one (a PUBREL still gets its PUBCOMP).
-            self.inbound.qos2.clear();
-            match self.store.clear_inbound() {
-                Ok(()) => self.dirty = true,
-                Err(error) => self.events.push_back(Event::StoreFailed(error)),
+            if let Err(error) = self.store.clear_inbound() {
+                self.store_failed(error);
+                return Ok(());
             }
+            self.dirty = true;
+            self.inbound.qos2.clear();
         }
         self.link = Link::Up;
         self.push_event(Event::Connected { session_present });
@@ -1018,15 +1043,17 @@ impl<S: Store> Session<S> {
             Delivery::AtLeastOnce { packet_id, .. } => {
                 // [MQTT-4.6.0-2] The Client MUST send PUBACK packets in the order in which the
                 // corresponding PUBLISH packets were received (QoS 1 messages).
+                let serial = self.inbound.serial();
                 self.inbound.acks.push_back(AckSlot {
                     packet_id,
                     exactly_once: false,
                     ready: !manual,
+                    serial,
                 });
                 let ack = manual.then_some(AckToken {
                     packet_id,
                     qos: QoS::AtLeastOnce,
-                    connection: self.connection,
+                    serial,
                 });
                 self.push_event(Event::Message(Incoming { publish, ack }));
             }
@@ -1034,15 +1061,16 @@ impl<S: Store> Session<S> {
                 // [MQTT-4.6.0-3] The Client MUST send PUBREC packets in the order in which the
                 // corresponding PUBLISH packets were received (QoS 2 messages).
                 let known = self.inbound.qos2.get(&packet_id).copied();
-                let ready = match known {
-                    Some(Qos2::Received) => true,
-                    Some(Qos2::Delivered) => false,
-                    None => !manual,
+                let (ready, serial) = match known {
+                    Some(Qos2::Received) => (true, 0),
+                    Some(Qos2::Delivered { serial }) => (false, serial),
+                    None => (!manual, self.inbound.serial()),
                 };
                 self.inbound.acks.push_back(AckSlot {
                     packet_id,
                     exactly_once: true,
                     ready,
+                    serial,
                 });
                 if known.is_some() {
                     // [MQTT-4.3.3-2] ... the receiver MUST NOT cause duplicate messages to be
@@ -1050,19 +1078,22 @@ impl<S: Store> Session<S> {
                     return;
                 }
                 if manual {
-                    self.inbound.qos2.insert(packet_id, Qos2::Delivered);
+                    self.inbound
+                        .qos2
+                        .insert(packet_id, Qos2::Delivered { serial });
                     let ack = Some(AckToken {
                         packet_id,
                         qos: QoS::ExactlyOnce,
-                        connection: self.connection,
+                        serial,
                     });
                     self.push_event(Event::Message(Incoming { publish, ack }));
                     return;
                 }
                 if let Err(error) = self.store.insert_inbound(packet_id) {
-                    // Not stored: do not acknowledge; the broker delivers it again later.
+                    // Not stored: not acknowledged; the broker delivers it again on the next
+                    // connection.
                     self.inbound.acks.pop_back();
-                    self.events.push_back(Event::StoreFailed(error));
+                    self.store_failed(error);
                     return;
                 }
                 self.dirty = true;
@@ -1078,12 +1109,26 @@ impl<S: Store> Session<S> {
     fn handle_pubrel(&mut self, packet_id: PacketId) {
         // Forgetting the identifier is committed before the PUBCOMP leaves, so that a new
         // message under the same identifier is not taken for a duplicate after a restart.
-        if self.inbound.qos2.remove(&packet_id) == Some(Qos2::Received) {
-            match self.store.remove_inbound(packet_id) {
-                Ok(()) => self.dirty = true,
-                Err(error) => self.events.push_back(Event::StoreFailed(error)),
+        match self.inbound.qos2.get(&packet_id) {
+            Some(Qos2::Received) => {
+                if let Err(error) = self.store.remove_inbound(packet_id) {
+                    // No PUBCOMP: the broker sends the PUBREL again on the next connection.
+                    self.store_failed(error);
+                    return;
+                }
+                self.dirty = true;
             }
+            Some(Qos2::Delivered { .. }) => {
+                // A PUBREL before our PUBREC breaks the protocol, but only the broker's own
+                // bookkeeping: the message was handed over once. Its PUBREC is owed no more,
+                // and must not hold up the acknowledgements behind it.
+                self.inbound.acks.retain(|slot| {
+                    !(slot.packet_id == packet_id && slot.exactly_once && !slot.ready)
+                });
+            }
+            None => {}
         }
+        self.inbound.qos2.remove(&packet_id);
         // A PUBREL for an identifier not (or no longer) known still gets its PUBCOMP: the
         // PUBCOMP of an earlier connection may have been lost.
         self.control.push_back(Control::PubComp(packet_id));
@@ -1119,13 +1164,17 @@ impl<S: Store> Session<S> {
             self.control.push_back(Control::PubRel(packet_id));
             return Ok(());
         }
-        message.released = true;
         let id = message.id;
         // Stored before the PUBREL can leave, so that a restart resends the PUBREL and never
         // the PUBLISH again [MQTT-4.3.3-1].
-        match self.store.release(id) {
-            Ok(()) => self.dirty = true,
-            Err(error) => self.events.push_back(Event::StoreFailed(error)),
+        if let Err(error) = self.store.release(id) {
+            // No PUBREL: the PUBLISH is resent on the next connection and PUBREC comes again.
+            self.store_failed(error);
+            return Ok(());
+        }
+        self.dirty = true;
+        if let Some(message) = self.outgoing.inflight.get_mut(&packet_id) {
+            message.released = true;
         }
         // [MQTT-4.6.0-4] The Client MUST send PUBREL packets in the order in which the
         // corresponding PUBREC packets were received (QoS 2 messages).
@@ -1145,15 +1194,20 @@ impl<S: Store> Session<S> {
 
     /// Message `packet_id` is done: out of the queue and the store, its identifier free.
     fn complete(&mut self, packet_id: PacketId) {
+        let Some(id) = self.outgoing.inflight.get(&packet_id).map(|m| m.id) else {
+            return;
+        };
+        if let Err(error) = self.store.remove(id) {
+            // Kept: resent on the next connection, where the broker acknowledges it again.
+            self.store_failed(error);
+            return;
+        }
+        self.dirty = true;
         let Some(message) = self.outgoing.inflight.remove(&packet_id) else {
             return;
         };
         self.outgoing.uncount(&message.publish);
         self.packet_ids.release(packet_id);
-        match self.store.remove(message.id) {
-            Ok(()) => self.dirty = true,
-            Err(error) => self.events.push_back(Event::StoreFailed(error)),
-        }
         self.push_event(Event::PublishCompleted {
             id: message.id,
             qos: message.publish.qos(),

@@ -119,3 +119,27 @@ fn keepalive_zero_disables_pings() {
         Some(DisconnectReason::ConnAckTimeout)
     ));
 }
+
+/// A client that only sends (QoS 0) hears nothing back: it pings after K without receiving,
+/// so the PINGRESP keeps its idle abort from firing.
+#[test]
+fn pingreq_after_keepalive_without_receiving() {
+    let mut sim = sim_with(config().keep_alive(K));
+    connect(&mut sim, false);
+    for _ in 0..10 {
+        sim.advance(K / 4);
+        publish(&mut sim, QoS::AtMostOnce, "x");
+        let sent = sim.transmit();
+        if sent.contains(&Packet::PingReq) {
+            sim.deliver(Packet::PingResp);
+        }
+    }
+    assert!(reason(sim.events()).is_none(), "never aborted");
+}
+
+/// A keep alive under a second is rounded up, not turned off.
+#[test]
+fn keepalive_under_a_second_is_rounded_up() {
+    let sim = sim_with(config().keep_alive(Duration::from_millis(500)));
+    assert_eq!(sim.session.config().connect_packet().keep_alive, 1);
+}

@@ -402,3 +402,40 @@ fn subscribe_and_unsubscribe_report_their_results() {
         Err(SessionError::NoTopicFilters)
     ));
 }
+
+/// `disconnect` before CONNACK waits for it: DISCONNECT goes out once connected.
+#[test]
+fn disconnect_before_connack_waits_for_it() {
+    let mut sim = sim();
+    sim.connect();
+    sim.session.disconnect();
+    let sent = sim.transmit();
+    assert!(matches!(&sent[..], [Packet::Connect(_)]), "{sent:?}");
+    sim.deliver(ConnAck::accepted(false));
+    assert!(matches!(&sim.transmit()[..], [Packet::Disconnect(_)]));
+    sim.lose_connection();
+    let events = sim.events();
+    assert!(matches!(&events[0], Event::Connected { .. }));
+    assert!(matches!(
+        disconnect_reason(events),
+        DisconnectReason::Requested
+    ));
+}
+
+/// A broker that never closes after DISCONNECT does not hold the session forever.
+#[test]
+fn the_wait_for_the_broker_to_close_is_bounded() {
+    let mut sim = sim_with(config().keep_alive(std::time::Duration::ZERO));
+    connect(&mut sim, false);
+    sim.session.disconnect();
+    sim.transmit();
+    assert_eq!(sim.session.state(), ConnectionState::Closing);
+    assert_eq!(
+        sim.advance_to_timeout(),
+        Some(haka_session::DEFAULT_CONNACK_TIMEOUT)
+    );
+    assert!(matches!(
+        disconnect_reason(sim.events()),
+        DisconnectReason::Requested
+    ));
+}

@@ -290,3 +290,43 @@ fn publish_before_suback_is_delivered() {
     assert!(matches!(&events[0], Event::Message(m) if &m.publish.payload[..] == b"early"));
     assert!(matches!(&events[1], Event::Subscribed { request: r, .. } if *r == request));
 }
+
+/// An acknowledgement token acknowledges its own message only, never a later one under the
+/// same packet identifier.
+#[test]
+fn a_token_used_twice_does_not_acknowledge_a_later_message() {
+    let mut sim = sim_with(config().manual_ack(true));
+    connect(&mut sim, false);
+    sim.deliver(inbound(QoS::AtLeastOnce, 3, "first"));
+    let first = messages(sim.events()).remove(0).ack.unwrap();
+    sim.session.ack(first).unwrap();
+    assert_eq!(sim.transmit(), [Packet::PubAck(PubAck::new(pid(3)))]);
+    sim.deliver(inbound(QoS::AtLeastOnce, 3, "second"));
+    sim.events();
+    assert!(matches!(
+        sim.session.ack(first),
+        Err(SessionError::UnknownAck)
+    ));
+    assert!(
+        sim.transmit().is_empty(),
+        "the second message is not acknowledged"
+    );
+}
+
+/// A PUBREL for a message the application has not acknowledged yet (a broker bug) does
+/// not hold up the acknowledgements behind it.
+#[test]
+fn manual_ack_pubrel_before_pubrec_does_not_block_later_acks() {
+    let mut sim = sim_with(config().manual_ack(true));
+    connect(&mut sim, false);
+    sim.deliver(inbound(QoS::ExactlyOnce, 1, "a"));
+    sim.deliver(inbound(QoS::AtLeastOnce, 2, "b"));
+    let tokens: Vec<_> = messages(sim.events())
+        .into_iter()
+        .map(|m| m.ack.unwrap())
+        .collect();
+    sim.deliver(PubRel::new(pid(1)));
+    assert_eq!(sim.transmit(), [Packet::PubComp(PubComp::new(pid(1)))]);
+    sim.session.ack(tokens[1]).unwrap();
+    assert_eq!(sim.transmit(), [Packet::PubAck(PubAck::new(pid(2)))]);
+}
