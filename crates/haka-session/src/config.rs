@@ -74,7 +74,7 @@ impl Config {
     }
 
     /// The keep alive: the session sends PINGREQ after this long without sending anything
-    /// (section 3.1.2.10). Whole seconds up to 65,535, rounded up; zero turns pings off.
+    /// (section 3.1.2.10), or without receiving anything. Whole seconds up to 65,535, rounded up; zero turns pings off.
     #[must_use]
     pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
         // Rounded up, so that a keep alive under a second does not turn pings off.

@@ -58,9 +58,11 @@ pub enum Event {
         reason: DisconnectReason,
     },
     /// The store failed to record a change or to commit. Nothing that depends on the failed
-    /// change is sent; changes still pending are retried at the next commit. While
-    /// connected, the connection is also closed with [`DisconnectReason::StoreFailed`], so
-    /// that the broker delivers again whatever was not acknowledged.
+    /// change is sent; changes still pending are retried at the next commit (the polls retry
+    /// after a new change or connection, [`Session::commit`](crate::Session::commit) at
+    /// once). A connection in any state is also closed, with
+    /// [`DisconnectReason::StoreFailed`], so that the broker delivers again whatever was not
+    /// acknowledged.
     StoreFailed(StoreError),
 }
 
@@ -77,6 +79,10 @@ pub struct Incoming {
 
 /// The acknowledgement owed for a received QoS 1 or 2 message, with
 /// [manual acknowledgement](crate::Config::manual_ack).
+///
+/// A token belongs to the [`Session`](crate::Session) that handed out its message; a new
+/// session (after a restart) knows nothing of it, and the broker delivers the message
+/// again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AckToken {
     pub(crate) packet_id: PacketId,

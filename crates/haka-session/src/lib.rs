@@ -4,7 +4,7 @@
 //!
 //! A [`Session`] does no I/O and reads no clock. Bytes and time go in through `handle_*`
 //! methods; bytes to write, events and the next timer come out of `poll_*` methods. Any
-//! transport and any event loop can drive it: the `haka` crate drives it over tokio, a test
+//! transport and any event loop can drive it: an async client drives it over tokio, a test
 //! drives it in virtual time, an embedded loop drives it over its own socket.
 //!
 //! ```

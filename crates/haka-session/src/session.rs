@@ -46,7 +46,8 @@ pub enum ConnectionState {
     /// CONNACK accepted the connection.
     Connected,
     /// DISCONNECT was sent: the transport's write half may be shut down. Acknowledgements are
-    /// still processed until the broker closes the connection.
+    /// still processed until the broker closes the connection or the wait for that runs
+    /// out.
     Closing,
 }
 
@@ -185,6 +186,9 @@ pub struct Session<S = MemoryStore> {
     store: S,
     /// Changes were made to the store since its last commit.
     dirty: bool,
+    /// A commit failed and was reported; the polls do not retry it (and report it again)
+    /// until something changes: a new change, a new connection, or [`Session::commit`].
+    commit_failed: bool,
 
     link: Link,
     connect_pending: bool,
@@ -228,6 +232,7 @@ impl<S: Store> Session<S> {
             codec,
             store,
             dirty: false,
+            commit_failed: false,
             link: Link::Down,
             connect_pending: false,
             disconnect_requested: false,
@@ -405,7 +410,7 @@ impl<S: Store> Session<S> {
                 payload: publish.payload.clone(),
                 stage: Stage::Queued,
             })?;
-            self.dirty = true;
+            self.mark_dirty();
         }
         self.next_message_id = id.next();
         self.outgoing.count(&publish);
@@ -488,7 +493,7 @@ impl<S: Store> Session<S> {
                     return Err(SessionError::UnknownAck);
                 }
                 self.store.insert_inbound(token.packet_id)?;
-                self.dirty = true;
+                self.mark_dirty();
                 self.inbound.qos2.insert(token.packet_id, Qos2::Received);
                 self.inbound.ready_pubrecs(token.packet_id);
                 Ok(())
@@ -504,10 +509,12 @@ impl<S: Store> Session<S> {
     }
 
     /// Ends the connection gracefully: what can be sent now (acknowledgements, resends,
-    /// requests, and queued messages up to the in-flight window) goes out, then DISCONNECT.
-    /// Acknowledgements are still processed until the broker closes the connection, which
-    /// ends with [`DisconnectReason::Requested`]. Messages not completed stay queued (and
-    /// stored) for a later connection. Does nothing without a connection.
+    /// requests, and queued messages up to the in-flight window) goes out, then DISCONNECT,
+    /// once CONNACK has come. Acknowledgements are still processed until the broker closes
+    /// the connection, or until the wait for that runs out (the idle timeout, at most
+    /// [`Config::connack_wait`]); either way the end is [`DisconnectReason::Requested`].
+    /// Messages not completed stay queued (and stored) for a later connection. Does nothing
+    /// without a connection.
     pub fn disconnect(&mut self) {
         if self.link != Link::Down {
             self.disconnect_requested = true;
@@ -519,8 +526,12 @@ impl<S: Store> Session<S> {
     /// polls commit by themselves; this is for an application that must know.
     pub fn commit(&mut self) -> Result<(), SessionError> {
         if self.dirty {
-            self.store.commit()?;
+            if let Err(error) = self.store.commit() {
+                self.commit_failed = true;
+                return Err(error.into());
+            }
             self.dirty = false;
+            self.commit_failed = false;
         }
         // Whatever waited for the store is durable now, so it may be seen.
         if !self.gated.is_empty() {
@@ -544,6 +555,7 @@ impl<S: Store> Session<S> {
         }
         self.link = Link::AwaitingConnAck { since: now };
         self.connect_pending = true;
+        self.commit_failed = false;
         self.disconnect_requested = false;
         self.last_sent = Some(now);
         self.last_received = Some(now);
@@ -611,9 +623,11 @@ impl<S: Store> Session<S> {
         }
     }
 
-    /// Time has come to `now`: sends PINGREQ after the keep alive without sending, and ends
-    /// a connection that stayed silent too long ([`DisconnectReason::ConnAckTimeout`],
-    /// [`DisconnectReason::IdleTimeout`]). Harmless to call early.
+    /// Time has come to `now`: queues PINGREQ after the keep alive without sending or
+    /// without receiving; ends a connection that stayed silent too long
+    /// ([`DisconnectReason::ConnAckTimeout`], [`DisconnectReason::IdleTimeout`]), and one
+    /// whose broker did not close it in time after DISCONNECT
+    /// ([`DisconnectReason::Requested`]). Harmless to call early.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.link {
             Link::Down => {}
@@ -680,8 +694,12 @@ impl<S: Store> Session<S> {
     pub fn poll_transmit(&mut self, now: Instant, out: &mut BytesMut) -> usize {
         if matches!(self.link, Link::Down | Link::Closing { .. }) {
             // Nothing to send, but what was published offline becomes durable all the same.
-            if let Err(SessionError::Store(error)) = self.commit() {
-                self.store_failed(error);
+            // A failure already reported is not retried here, or a driver polling until
+            // quiet would spin on a broken store.
+            if !self.commit_failed {
+                if let Err(SessionError::Store(error)) = self.commit() {
+                    self.store_failed(error);
+                }
             }
             return 0;
         }
@@ -766,7 +784,7 @@ impl<S: Store> Session<S> {
                     self.store_failed(error);
                     return 0;
                 }
-                self.dirty = true;
+                self.mark_dirty();
                 let pending = &mut self.outgoing.pending[index];
                 pending.publish.delivery = match pending.publish.delivery {
                     Delivery::ExactlyOnce { .. } => Delivery::ExactlyOnce {
@@ -875,8 +893,8 @@ impl<S: Store> Session<S> {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next, if nothing else
-    /// happens before: the keep alive's next PINGREQ, the idle abort, or the end of the
-    /// wait for CONNACK.
+    /// happens before: the keep alive's next PINGREQ, the idle abort, the end of the wait
+    /// for CONNACK, or the end of the wait for the broker to close after DISCONNECT.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.link {
             Link::Down => None,
@@ -890,6 +908,12 @@ impl<S: Store> Session<S> {
     }
 
     // ---------------------------------------------------------------- internals
+
+    /// A change was made to the store: the next poll commits it.
+    fn mark_dirty(&mut self) {
+        self.dirty = true;
+        self.commit_failed = false;
+    }
 
     fn push_event(&mut self, event: Event) {
         if self.gated.is_empty() {
@@ -909,6 +933,7 @@ impl<S: Store> Session<S> {
             // The record may still be committed later; undo it so that a restart does not
             // mistake the redelivery for a duplicate.
             if self.store.remove_inbound(*packet_id).is_ok() {
+                // Not `mark_dirty`: the failure stands reported until something new happens.
                 self.dirty = true;
             }
         }
@@ -1026,7 +1051,7 @@ impl<S: Store> Session<S> {
                 self.store_failed(error);
                 return Ok(());
             }
-            self.dirty = true;
+            self.mark_dirty();
             self.inbound.qos2.clear();
         }
         self.link = Link::Up;
@@ -1096,7 +1121,7 @@ impl<S: Store> Session<S> {
                     self.store_failed(error);
                     return;
                 }
-                self.dirty = true;
+                self.mark_dirty();
                 self.inbound.qos2.insert(packet_id, Qos2::Received);
                 // Handed over only once the identifier is durable.
                 self.gated_inbound.push(packet_id);
@@ -1116,7 +1141,7 @@ impl<S: Store> Session<S> {
                     self.store_failed(error);
                     return;
                 }
-                self.dirty = true;
+                self.mark_dirty();
             }
             Some(Qos2::Delivered { .. }) => {
                 // A PUBREL before our PUBREC breaks the protocol, but only the broker's own
@@ -1172,7 +1197,7 @@ impl<S: Store> Session<S> {
             self.store_failed(error);
             return Ok(());
         }
-        self.dirty = true;
+        self.mark_dirty();
         if let Some(message) = self.outgoing.inflight.get_mut(&packet_id) {
             message.released = true;
         }
@@ -1202,7 +1227,7 @@ impl<S: Store> Session<S> {
             self.store_failed(error);
             return;
         }
-        self.dirty = true;
+        self.mark_dirty();
         let Some(message) = self.outgoing.inflight.remove(&packet_id) else {
             return;
         };

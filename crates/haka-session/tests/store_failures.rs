@@ -150,3 +150,106 @@ fn a_committed_inbound_message_is_not_withdrawn_by_a_later_failure() {
         "the acknowledged message is handed over: {events:?}"
     );
 }
+
+fn failed_op_keeps_queue(fault: Fault, prepare: impl FnOnce(&mut Sim<FaultyStore<MemoryStore>>)) {
+    let mut sim = faulty();
+    connect(&mut sim, false);
+    prepare(&mut sim);
+    assert!(
+        store_failed(&sim.events()),
+        "{fault:?} reported and the connection closed"
+    );
+    sim.session.store_mut().failing.clear();
+    connect(&mut sim, true);
+}
+
+#[test]
+fn a_failed_assign_sends_no_publish() {
+    failed_op_keeps_queue(Fault::Assign, |sim| {
+        publish(sim, QoS::AtLeastOnce, "a");
+        sim.session.store_mut().failing.push(Fault::Assign);
+        assert!(sim.transmit().is_empty());
+        assert_eq!(sim.session.inflight_messages(), 0);
+        assert_eq!(sim.session.packet_ids_in_use(), 0, "the id is given back");
+    });
+}
+
+#[test]
+fn a_failed_remove_keeps_the_message_for_the_next_connection() {
+    let mut sim = faulty();
+    connect(&mut sim, false);
+    publish(&mut sim, QoS::AtLeastOnce, "a");
+    let publish = only_publish(sim.transmit());
+    sim.session.store_mut().failing.push(Fault::Remove);
+    sim.deliver(haka_codec::PubAck::new(publish.packet_id().unwrap()));
+    let events = sim.events();
+    assert!(store_failed(&events));
+    assert!(completed(&events).is_empty());
+    sim.session.store_mut().failing.clear();
+    let resent = connect(&mut sim, true);
+    assert!(matches!(&resent[..], [Packet::Publish(p)] if p.dup()));
+}
+
+#[test]
+fn a_failed_inbound_insert_neither_hands_over_nor_acknowledges() {
+    let mut sim = faulty();
+    connect(&mut sim, false);
+    sim.session.store_mut().failing.push(Fault::InsertInbound);
+    sim.deliver(Publish::new(
+        topic("in"),
+        Delivery::ExactlyOnce {
+            packet_id: pid(8),
+            dup: false,
+        },
+        Bytes::from_static(b"x"),
+    ));
+    let events = sim.events();
+    assert!(store_failed(&events));
+    assert!(!events.iter().any(|e| matches!(e, Event::Message(_))));
+    assert!(sim.transmit().is_empty());
+}
+
+#[test]
+fn a_failed_inbound_clear_closes_the_connection() {
+    let mut sim = faulty();
+    connect(&mut sim, false);
+    sim.deliver(Publish::new(
+        topic("in"),
+        Delivery::ExactlyOnce {
+            packet_id: pid(8),
+            dup: false,
+        },
+        Bytes::from_static(b"x"),
+    ));
+    sim.events();
+    sim.lose_connection();
+    sim.events();
+    sim.session.store_mut().failing.push(Fault::ClearInbound);
+    sim.connect();
+    sim.transmit();
+    sim.deliver(haka_codec::ConnAck::accepted(false));
+    assert!(store_failed(&sim.events()));
+}
+
+/// Offline, a failing commit is reported once, not on every poll: a driver polling until
+/// quiet does not spin.
+#[test]
+fn a_failed_commit_offline_is_reported_once() {
+    let mut sim = faulty();
+    sim.session.store_mut().failing.push(Fault::Commit);
+    publish(&mut sim, QoS::AtLeastOnce, "offline");
+    assert!(sim.transmit().is_empty());
+    let events = sim.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(matches!(events[0], Event::StoreFailed(_)));
+    for _ in 0..3 {
+        assert!(sim.transmit().is_empty());
+        assert!(sim.events().is_empty(), "reported once");
+    }
+    // A new change retries.
+    sim.session.store_mut().failing.clear();
+    publish(&mut sim, QoS::AtLeastOnce, "more");
+    sim.transmit();
+    assert!(sim.events().is_empty());
+    assert!(sim.session.commit().is_ok());
+}
