@@ -345,6 +345,11 @@ impl<S: Store> Session<S> {
         self.outgoing.inflight.len()
     }
 
+    /// The identity the next message accepted by [`publish`](Self::publish) will get.
+    pub fn next_message_id(&self) -> MessageId {
+        self.next_message_id
+    }
+
     /// Packet identifiers in use by messages in flight and by pending requests.
     pub fn packet_ids_in_use(&self) -> usize {
         self.packet_ids.in_use()
