@@ -513,6 +513,53 @@ impl<S: Store> Session<S> {
         }
     }
 
+    /// Gives up on message `id`: removes it from the queue and the store without waiting for
+    /// its acknowledgement, and frees its packet identifier. Returns whether it was queued.
+    ///
+    /// For a broker that refuses a message the same way on every connection (answers a QoS 2
+    /// PUBLISH with PUBACK, or closes the connection on it): without this, the message
+    /// would be resent forever and hold up the queue. Abandoning a message after its PUBREC
+    /// leaves the broker waiting for a PUBREL that will not come. No event follows; the
+    /// caller reports the outcome.
+    pub fn abandon(&mut self, id: MessageId) -> Result<bool, SessionError> {
+        if let Some(index) = self.outgoing.pending.iter().position(|p| p.id == id) {
+            let pending = &self.outgoing.pending[index];
+            if pending.publish.qos() != QoS::AtMostOnce {
+                self.store.remove(id)?;
+                self.mark_dirty();
+            }
+            if let Some(pending) = self.outgoing.pending.remove(index) {
+                if pending.admitted {
+                    if let Some(packet_id) = pending.publish.packet_id() {
+                        self.packet_ids.release(packet_id);
+                    }
+                }
+                self.outgoing.uncount(&pending.publish);
+            }
+            return Ok(true);
+        }
+        let Some(packet_id) = self
+            .outgoing
+            .inflight
+            .iter()
+            .find_map(|(packet_id, message)| (message.id == id).then_some(*packet_id))
+        else {
+            return Ok(false);
+        };
+        self.store.remove(id)?;
+        self.mark_dirty();
+        if let Some(message) = self.outgoing.inflight.remove(&packet_id) {
+            self.outgoing.uncount(&message.publish);
+            self.packet_ids.release(packet_id);
+        }
+        Ok(true)
+    }
+
+    /// The oldest message in flight (sent, not yet completed), if any.
+    pub fn oldest_inflight(&self) -> Option<MessageId> {
+        self.outgoing.inflight.values().map(|m| m.id).min()
+    }
+
     /// Ends the connection gracefully: what can be sent now (acknowledgements, resends,
     /// requests, and queued messages up to the in-flight window) goes out, then DISCONNECT,
     /// once CONNACK has come. Acknowledgements are still processed until the broker closes

@@ -177,3 +177,26 @@ fn an_oversized_message_is_refused_at_publish() {
     assert!(matches!(refused, Err(SessionError::Encode(_))));
     assert_eq!(sim.session.queued_messages(), 0);
 }
+
+/// A message the broker refuses on every connection can be abandoned: out of the queue, the
+/// store and the window, its identifier free; the rest proceeds.
+#[test]
+fn an_abandoned_message_leaves_queue_store_and_window() {
+    let mut sim = sim_with(config().max_inflight(NonZeroU16::new(1).unwrap()));
+    connect(&mut sim, false);
+    let stuck = publish(&mut sim, QoS::ExactlyOnce, "refused");
+    let waiting = publish(&mut sim, QoS::AtLeastOnce, "next");
+    let queued = publish(&mut sim, QoS::AtLeastOnce, "queued");
+    assert_eq!(publish_ids(&sim.transmit()).len(), 1);
+    assert_eq!(sim.session.oldest_inflight(), Some(stuck));
+    assert!(sim.session.abandon(stuck).unwrap());
+    assert!(!sim.session.abandon(stuck).unwrap(), "already gone");
+    assert!(sim.session.abandon(queued).unwrap(), "a queued one too");
+    let sent = sim.transmit();
+    assert_eq!(sent.len(), 1, "the next message takes the window");
+    sim.deliver(PubAck::new(pid(publish_ids(&sent)[0])));
+    assert_eq!(completed(&sim.events()), [waiting]);
+    assert_eq!(sim.session.queued_messages(), 0);
+    assert_eq!(sim.session.packet_ids_in_use(), 0);
+    assert!(sim.session.into_store().is_empty());
+}
