@@ -1,0 +1,255 @@
+//! [`Client`]: the handle applications publish and subscribe with.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use haka_codec::{QoS, SubscribeReturnCode, Subscription, TopicFilter, TopicName};
+use haka_session::{
+    store::FileStoreOptions, DisconnectReason, FileStore, MemoryStore, MessageId, Session, Store,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::{
+    driver::{Command, Driver},
+    error::ConnectError,
+    message::Messages,
+    options::{Scheme, StoreOptions},
+    transport::{Connector, TcpConnector},
+    ClientError, ClientOptions, PublishError,
+};
+
+/// What happens to the connection, from [`Client::events`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// The broker accepted a connection; `session_present` says whether it resumed the
+    /// client's earlier session.
+    Connected {
+        /// Whether the broker had a session for this client.
+        session_present: bool,
+    },
+    /// A connection ended; the client reconnects unless it is stopping.
+    Disconnected {
+        /// Why it ended.
+        reason: Arc<DisconnectReason>,
+    },
+    /// Opening a connection failed (resolution, TCP, TLS).
+    ConnectFailed {
+        /// What failed.
+        error: ConnectError,
+    },
+    /// The client waits `delay` before connection attempt `attempt`.
+    Reconnecting {
+        /// The attempt's number in this series of failures, from 1.
+        attempt: u32,
+        /// How long the client waits before it.
+        delay: Duration,
+    },
+    /// The client gave up on a message the broker refused repeatedly; its handle completed
+    /// with [`PublishError::Refused`].
+    MessageRefused {
+        /// The message.
+        id: MessageId,
+    },
+    /// The client stopped: nothing more will happen.
+    Stopped,
+}
+
+/// An MQTT client: publishes, subscribes, and keeps the connection up.
+///
+/// Cheap to clone; every clone drives the same connection. A task owned by the client (the
+/// driver) holds the session and the transport and never waits for application code. When
+/// the last clone is dropped without [`Client::disconnect`], the driver commits the store and
+/// drops the connection: nothing the store holds is lost, and a client started later on the
+/// same store sends it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<Event>,
+}
+
+/// The outcome of one published message: a future that completes on PUBACK (QoS 1), PUBCOMP
+/// (QoS 2) or once written (QoS 0).
+#[derive(Debug)]
+pub struct PublishHandle {
+    id: MessageId,
+    done: oneshot::Receiver<Result<(), PublishError>>,
+}
+
+impl PublishHandle {
+    pub(crate) fn new(id: MessageId, done: oneshot::Receiver<Result<(), PublishError>>) -> Self {
+        Self { id, done }
+    }
+
+    /// The message's identity in the session.
+    pub fn id(&self) -> MessageId {
+        self.id
+    }
+}
+
+impl Future for PublishHandle {
+    type Output = Result<(), PublishError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.get_mut().done)
+            .poll(cx)
+            .map(|result| result.unwrap_or(Err(PublishError::Closed)))
+    }
+}
+
+impl Client {
+    /// Starts a client with `options`: opens the store, and starts the driver, which
+    /// connects (and reconnects) in the background. Returns at once, before any connection:
+    /// publishing works offline. Must be called within a tokio runtime.
+    pub async fn start(options: ClientOptions) -> Result<(Client, Messages), ClientError> {
+        let tcp = TcpConnector::new(options.host.clone(), options.port, options.connect_timeout);
+        match options.scheme {
+            Scheme::Tcp => Self::start_with(options, tcp).await,
+            #[cfg(feature = "tls")]
+            Scheme::Tls => {
+                let tls = options.tls.clone().unwrap_or_default().build()?;
+                Self::start_with(options, crate::transport::TlsConnector::new(tcp, tls)).await
+            }
+            #[cfg(not(feature = "tls"))]
+            Scheme::Tls => Err(ClientError::TlsDisabled),
+        }
+    }
+
+    /// Like [`Client::start`], dialing through `connector` instead of the URL's transport.
+    pub async fn start_with(
+        options: ClientOptions,
+        connector: impl Connector,
+    ) -> Result<(Client, Messages), ClientError> {
+        match options.store.clone() {
+            StoreOptions::Memory => Self::spawn(options, connector, MemoryStore::new()),
+            StoreOptions::Directory { path, durability } => {
+                let store = tokio::task::spawn_blocking(move || {
+                    FileStore::open(path, FileStoreOptions::new().durability(durability))
+                })
+                .await
+                .map_err(|_| ClientError::Closed)??;
+                Self::spawn(options, connector, store)
+            }
+        }
+    }
+
+    fn spawn<S: Store + Send + 'static>(
+        options: ClientOptions,
+        connector: impl Connector,
+        store: S,
+    ) -> Result<(Client, Messages), ClientError> {
+        // The session always waits for an acknowledgement from above: the `Messages` stream
+        // gives it when the application takes a message (or, with manual acknowledgement,
+        // the application does), so unacknowledged messages are bounded by the broker.
+        let config = options.session.clone().manual_ack(true);
+        let session = Session::new(config, store)?;
+        let (commands, commands_rx) = mpsc::channel(options.command_capacity);
+        let (events, _) = broadcast::channel(256);
+        let (messages_tx, messages_rx) = mpsc::unbounded_channel();
+        let driver = Driver::new(
+            session,
+            Box::new(connector),
+            &options,
+            commands_rx,
+            messages_tx,
+            events.clone(),
+        );
+        tokio::spawn(driver.run());
+        let messages = Messages {
+            rx: messages_rx,
+            manual_ack: options.manual_ack,
+        };
+        Ok((Client { commands, events }, messages))
+    }
+
+    async fn command<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        answer.await.map_err(|_| ClientError::Closed)
+    }
+
+    /// Publishes `payload` to `topic`. Returns once the message is queued (and, with a
+    /// durable store, committed to it), with a handle that completes when the broker has it.
+    ///
+    /// Refused, with nothing queued, when the queue is at its limits or the topic is invalid.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: impl Into<Bytes>,
+    ) -> Result<PublishHandle, ClientError> {
+        let topic = TopicName::new(topic)?;
+        let payload = payload.into();
+        self.command(|reply| Command::Publish {
+            topic,
+            qos,
+            retain,
+            payload,
+            reply,
+        })
+        .await?
+    }
+
+    /// Subscribes to `filter` at `qos`; returns the broker's answer (the granted QoS, or
+    /// [`SubscribeReturnCode::Failure`]) once its SUBACK came.
+    pub async fn subscribe(
+        &self,
+        filter: &str,
+        qos: QoS,
+    ) -> Result<SubscribeReturnCode, ClientError> {
+        let subscription = Subscription::new(TopicFilter::new(filter)?, qos);
+        let codes = self.subscribe_many(vec![subscription]).await?;
+        Ok(codes
+            .into_iter()
+            .next()
+            .expect("the session checks one return code per filter"))
+    }
+
+    /// Subscribes to several filters in one SUBSCRIBE; one result per filter, in order.
+    pub async fn subscribe_many(
+        &self,
+        subscriptions: Vec<Subscription>,
+    ) -> Result<Vec<SubscribeReturnCode>, ClientError> {
+        self.command(|reply| Command::Subscribe {
+            subscriptions,
+            reply,
+        })
+        .await?
+    }
+
+    /// Unsubscribes from `filters`; returns once the UNSUBACK came.
+    pub async fn unsubscribe(&self, filters: &[&str]) -> Result<(), ClientError> {
+        let filters = filters
+            .iter()
+            .map(|f| TopicFilter::new(*f))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.command(|reply| Command::Unsubscribe { filters, reply })
+            .await?
+    }
+
+    /// Stops the client gracefully: what is queued and fits the in-flight window is sent,
+    /// then DISCONNECT; returns once the connection is closed and the store committed.
+    /// Messages not completed stay in the store. Without a connection, stops at once.
+    pub async fn disconnect(&self) -> Result<(), ClientError> {
+        self.command(|reply| Command::Disconnect { reply }).await
+    }
+
+    /// What happens to the connection from now on. Events are dropped for a receiver that
+    /// lags more than 256 behind.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+}

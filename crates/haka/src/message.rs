@@ -1,0 +1,94 @@
+//! Received messages: [`Message`] and the [`Messages`] stream.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use haka_codec::{QoS, TopicName};
+use haka_session::AckToken;
+use tokio::sync::mpsc;
+
+/// A message from the broker.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Message {
+    /// Its topic.
+    pub topic: TopicName,
+    /// Its payload.
+    pub payload: Bytes,
+    /// The QoS it was delivered at.
+    pub qos: QoS,
+    /// Whether the broker sent it as a retained message.
+    pub retain: bool,
+    /// Whether the broker marked it as a possible redelivery (QoS 1 may repeat; QoS 2 never
+    /// reaches the application twice).
+    pub dup: bool,
+    pub(crate) ack: Option<Acker>,
+}
+
+impl Message {
+    /// Acknowledges the message, with [manual acknowledgement](crate::ClientOptions::manual_ack):
+    /// its PUBACK or PUBREC goes out once every message received before it is acknowledged
+    /// too. Does nothing for QoS 0, or when the client acknowledges by itself. A QoS 1 or 2
+    /// message dropped without `ack` is delivered again by the broker on the next connection.
+    pub fn ack(&mut self) {
+        if let Some(acker) = self.ack.take() {
+            acker.send();
+        }
+    }
+}
+
+/// Sends one acknowledgement to the driver.
+#[derive(Debug)]
+pub(crate) struct Acker {
+    pub(crate) token: AckToken,
+    pub(crate) acks: mpsc::UnboundedSender<AckToken>,
+}
+
+impl Acker {
+    fn send(self) {
+        // The driver gone means the connection is gone: the broker redelivers.
+        let _ = self.acks.send(self.token);
+    }
+}
+
+/// The messages the broker delivers, in order, as a [`Stream`](futures_core::Stream) or
+/// with [`Messages::recv`].
+///
+/// The stream ends when the client has stopped. It is never a bottleneck for the client's
+/// own work: the driver does not wait for the application to take messages, and QoS 1 and 2
+/// messages are acknowledged only when taken (or acked), so the broker's in-flight window
+/// bounds how many wait here.
+#[derive(Debug)]
+pub struct Messages {
+    pub(crate) rx: mpsc::UnboundedReceiver<Message>,
+    pub(crate) manual_ack: bool,
+}
+
+impl Messages {
+    /// The next message; `None` once the client has stopped.
+    pub async fn recv(&mut self) -> Option<Message> {
+        std::future::poll_fn(|cx| self.poll_message(cx)).await
+    }
+
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        self.rx.poll_recv(cx).map(|message| {
+            message.map(|mut message| {
+                if !self.manual_ack {
+                    message.ack();
+                }
+                message
+            })
+        })
+    }
+}
+
+impl futures_core::Stream for Messages {
+    type Item = Message;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        self.get_mut().poll_message(cx)
+    }
+}

@@ -1,0 +1,347 @@
+//! The client against a real mosquitto: QoS 0/1/2 both ways, retained messages, will,
+//! credentials, offline publishing, persistent sessions, manual acknowledgement.
+#![allow(clippy::unwrap_used)] // tests: a panic is a failure report
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use haka::{Client, ClientError, Event, QoS, SubscribeReturnCode};
+use haka_session::DisconnectReason;
+use haka_testkit::{FaultProxy, Mosquitto};
+
+#[tokio::test]
+async fn qos_0_1_2_publish_and_subscribe() {
+    let broker = Mosquitto::builder().start().unwrap();
+    let (subscriber, mut messages) = Client::start(options(&broker.url(), "sub")).await.unwrap();
+    for (filter, qos) in [
+        ("q/0", QoS::AtMostOnce),
+        ("q/1", QoS::AtLeastOnce),
+        ("q/2", QoS::ExactlyOnce),
+    ] {
+        assert_eq!(
+            subscriber.subscribe(filter, qos).await.unwrap(),
+            SubscribeReturnCode::Success(qos)
+        );
+    }
+    let (publisher, _) = Client::start(options(&broker.url(), "pub")).await.unwrap();
+    for (topic, qos) in [
+        ("q/0", QoS::AtMostOnce),
+        ("q/1", QoS::AtLeastOnce),
+        ("q/2", QoS::ExactlyOnce),
+    ] {
+        let handle = publisher
+            .publish(topic, qos, false, format!("at {qos:?}"))
+            .await
+            .unwrap();
+        tokio::time::timeout(WAIT, handle).await.unwrap().unwrap();
+        let message = next(&mut messages).await;
+        assert_eq!(message.topic.as_str(), topic);
+        assert_eq!(message.qos, qos);
+        assert_eq!(&message.payload[..], format!("at {qos:?}").as_bytes());
+    }
+    publisher.disconnect().await.unwrap();
+    subscriber.disconnect().await.unwrap();
+}
+
+#[tokio::test]
+async fn many_messages_arrive_in_order() {
+    let broker = Mosquitto::builder().start().unwrap();
+    let (subscriber, mut messages) = Client::start(options(&broker.url(), "sub")).await.unwrap();
+    subscriber
+        .subscribe("stream", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    // The subscriber reads as the messages come, as an application does: unread messages
+    // are unacknowledged, and the broker queues only so many for a client.
+    let reader = tokio::spawn(async move {
+        for n in 0..2_000u32 {
+            assert_eq!(
+                &next(&mut messages).await.payload[..],
+                n.to_string().as_bytes()
+            );
+        }
+    });
+    let (publisher, _) = Client::start(options(&broker.url(), "pub")).await.unwrap();
+    let mut handles = Vec::new();
+    for n in 0..2_000u32 {
+        handles.push(
+            publisher
+                .publish("stream", QoS::AtLeastOnce, false, n.to_string())
+                .await
+                .unwrap(),
+        );
+    }
+    for handle in handles {
+        tokio::time::timeout(WAIT, handle).await.unwrap().unwrap();
+    }
+    tokio::time::timeout(WAIT, reader).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn retained_message_reaches_a_later_subscriber() {
+    let broker = Mosquitto::builder().start().unwrap();
+    let (publisher, _) = Client::start(options(&broker.url(), "pub")).await.unwrap();
+    publisher
+        .publish("status/door", QoS::AtLeastOnce, true, "open")
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let (subscriber, mut messages) = Client::start(options(&broker.url(), "sub")).await.unwrap();
+    subscriber
+        .subscribe("status/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let message = next(&mut messages).await;
+    assert!(message.retain);
+    assert_eq!(&message.payload[..], b"open");
+}
+
+#[tokio::test]
+async fn will_is_published_on_abrupt_loss() {
+    let broker = Mosquitto::builder().start().unwrap();
+    let proxy = FaultProxy::start(broker.addr()).unwrap();
+    let (watcher, mut messages) = Client::start(options(&broker.url(), "watcher"))
+        .await
+        .unwrap();
+    watcher
+        .subscribe("clients/+/status", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+
+    let url = format!("mqtt://{}", proxy.addr());
+    let dying = options(&url, "dying")
+        .will("clients/dying/status", "gone", QoS::AtLeastOnce, false)
+        .unwrap()
+        .reconnect(false, Default::default());
+    let (client, _) = Client::start(dying).await.unwrap();
+    // Connected once a round trip went through.
+    client.subscribe("nothing", QoS::AtMostOnce).await.unwrap();
+    proxy.cut_all();
+    let will = next(&mut messages).await;
+    assert_eq!(will.topic.as_str(), "clients/dying/status");
+    assert_eq!(&will.payload[..], b"gone");
+}
+
+#[tokio::test]
+async fn will_is_not_published_on_graceful_disconnect() {
+    let broker = Mosquitto::builder().start().unwrap();
+    let (watcher, mut messages) = Client::start(options(&broker.url(), "watcher"))
+        .await
+        .unwrap();
+    watcher
+        .subscribe("clients/+/status", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let polite = options(&broker.url(), "polite")
+        .will("clients/polite/status", "gone", QoS::AtLeastOnce, false)
+        .unwrap();
+    let (client, _) = Client::start(polite).await.unwrap();
+    client.subscribe("nothing", QoS::AtMostOnce).await.unwrap();
+    client.disconnect().await.unwrap();
+    // A marker published after the disconnect arrives, and no will before it.
+    watcher
+        .publish("clients/marker/status", QoS::AtLeastOnce, false, "marker")
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(&next(&mut messages).await.payload[..], b"marker");
+}
+
+#[tokio::test]
+async fn credentials_are_accepted_and_refused() {
+    let broker = Mosquitto::builder()
+        .allow_anonymous(false)
+        .password("alice", "right")
+        .start()
+        .unwrap();
+    let good = options(&broker.url(), "alice")
+        .credentials("alice", "right")
+        .unwrap();
+    let (client, _) = Client::start(good).await.unwrap();
+    client.subscribe("t", QoS::AtMostOnce).await.unwrap();
+    client.disconnect().await.unwrap();
+
+    let bad = options(&broker.url(), "mallory")
+        .credentials("alice", "wrong")
+        .unwrap();
+    let (client, _) = Client::start(bad).await.unwrap();
+    let mut events = client.events();
+    let event = wait_for(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
+    let Event::Disconnected { reason } = event else {
+        unreachable!()
+    };
+    assert!(
+        matches!(*reason, DisconnectReason::Refused(code) if matches!(code,
+            haka_codec::ConnectReturnCode::BadUserNameOrPassword | haka_codec::ConnectReturnCode::NotAuthorized)),
+        "{reason:?}"
+    );
+    // Debug output never shows the password.
+    let debug = format!(
+        "{:?}",
+        options(&broker.url(), "x")
+            .credentials("alice", "hunter2")
+            .unwrap()
+    );
+    assert!(!debug.contains("hunter2"), "{debug}");
+}
+
+/// Publishing while disconnected works: the message waits in the store for the next
+/// connection.
+#[tokio::test]
+async fn publishing_while_disconnected_waits_for_the_connection() {
+    let broker = Mosquitto::builder().start().unwrap();
+    let proxy = FaultProxy::start(broker.addr()).unwrap();
+    proxy.refuse(true);
+    let (subscriber, mut messages) = Client::start(options(&broker.url(), "sub")).await.unwrap();
+    subscriber
+        .subscribe("offline", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+
+    let url = format!("mqtt://{}", proxy.addr());
+    let (publisher, _) = Client::start(options(&url, "pub")).await.unwrap();
+    let mut handles = Vec::new();
+    for n in 0..10 {
+        handles.push(
+            publisher
+                .publish("offline", QoS::AtLeastOnce, false, format!("{n}"))
+                .await
+                .unwrap(),
+        );
+    }
+    // Nothing can complete while the proxy refuses.
+    let mut events = publisher.events();
+    wait_for(
+        &mut events,
+        |e| matches!(e, Event::Reconnecting { attempt, .. } if *attempt >= 2),
+    )
+    .await;
+    proxy.refuse(false);
+    for handle in handles {
+        tokio::time::timeout(WAIT, handle).await.unwrap().unwrap();
+    }
+    for n in 0..10 {
+        assert_eq!(
+            &next(&mut messages).await.payload[..],
+            n.to_string().as_bytes()
+        );
+    }
+}
+
+/// A persistent session: QoS 1 and 2 messages published while the subscriber is away reach
+/// it when it comes back.
+#[tokio::test]
+async fn persistent_session_receives_what_was_published_while_away() {
+    let broker = Mosquitto::builder().start().unwrap();
+    let sub_options = || options(&broker.url(), "away").clean_session(false);
+    let (subscriber, _) = Client::start(sub_options()).await.unwrap();
+    subscriber
+        .subscribe("news/#", QoS::ExactlyOnce)
+        .await
+        .unwrap();
+    subscriber.disconnect().await.unwrap();
+
+    let (publisher, _) = Client::start(options(&broker.url(), "pub")).await.unwrap();
+    for n in 0..20 {
+        let qos = if n % 2 == 0 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::ExactlyOnce
+        };
+        publisher
+            .publish("news/today", qos, false, format!("{n}"))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let (subscriber, mut messages) = Client::start(sub_options()).await.unwrap();
+    for n in 0..20 {
+        assert_eq!(
+            &next(&mut messages).await.payload[..],
+            n.to_string().as_bytes()
+        );
+    }
+    subscriber.disconnect().await.unwrap();
+}
+
+/// Manual acknowledgement: an unacknowledged QoS 1 message comes again on the next
+/// connection; an acknowledged one does not.
+#[tokio::test]
+async fn manual_ack_unacknowledged_messages_come_again() {
+    let broker = Mosquitto::builder().start().unwrap();
+    let proxy = FaultProxy::start(broker.addr()).unwrap();
+    let url = format!("mqtt://{}", proxy.addr());
+    let sub_options = options(&url, "manual")
+        .clean_session(false)
+        .manual_ack(true);
+    let (subscriber, mut messages) = Client::start(sub_options).await.unwrap();
+    subscriber
+        .subscribe("work", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (publisher, _) = Client::start(options(&broker.url(), "pub")).await.unwrap();
+    publisher
+        .publish("work", QoS::AtLeastOnce, false, "acked")
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    publisher
+        .publish("work", QoS::AtLeastOnce, false, "dropped")
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let mut first = next(&mut messages).await;
+    assert_eq!(&first.payload[..], b"acked");
+    first.ack();
+    let second = next(&mut messages).await;
+    assert_eq!(&second.payload[..], b"dropped");
+    drop(second); // never acknowledged
+                  // The connection breaks: the broker delivers again what was not acknowledged.
+                  // ("acked" may come again too if its PUBACK was still on its way: QoS 1 is at least
+                  // once.)
+    proxy.cut_all();
+    loop {
+        let again = next(&mut messages).await;
+        if &again.payload[..] == b"dropped" {
+            assert!(again.dup);
+            break;
+        }
+        assert_eq!(&again.payload[..], b"acked");
+    }
+}
+
+/// `publish` refuses at once, with nothing queued, when the queue is full.
+#[tokio::test]
+async fn a_full_queue_refuses_publish() {
+    let broker = Mosquitto::builder().start().unwrap();
+    let proxy = FaultProxy::start(broker.addr()).unwrap();
+    proxy.refuse(true);
+    let url = format!("mqtt://{}", proxy.addr());
+    let (client, _) = Client::start(options(&url, "full").queue_limits(3, 1 << 20))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        client
+            .publish("t", QoS::AtLeastOnce, false, "x")
+            .await
+            .unwrap();
+    }
+    let refused = client.publish("t", QoS::AtLeastOnce, false, "y").await;
+    assert!(
+        matches!(
+            refused,
+            Err(ClientError::Session(haka_session::SessionError::QueueFull(
+                _
+            )))
+        ),
+        "{refused:?}"
+    );
+    let _ = Duration::ZERO;
+}
