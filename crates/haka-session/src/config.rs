@@ -5,7 +5,14 @@ use std::{num::NonZeroU16, time::Duration};
 use haka_codec::{Connect, LastWill, Login, MqttString, DEFAULT_MAX_INCOMING_PACKET_SIZE};
 
 /// The default in-flight window: QoS 1 and 2 messages sent and not yet completed.
-pub const DEFAULT_MAX_INFLIGHT: u16 = 100;
+///
+/// 20, the default `max_inflight_messages` of mosquitto, which is also its quota of
+/// incoming QoS 2 messages awaiting PUBREL. MQTT 3.1.1 cannot tell a client a broker's
+/// limit, and a broker past it may acknowledge a PUBLISH and drop it: mosquitto 2.0 answers
+/// a QoS 1 PUBLISH over its quota with a PUBACK and discards the message. A window no
+/// larger than the broker's limit keeps that from happening; raise it together with the
+/// broker's setting.
+pub const DEFAULT_MAX_INFLIGHT: u16 = 20;
 /// The default limit on messages waiting in the queue, in flight or not.
 pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1_000_000;
 /// The default limit on the payload and topic bytes of the queued messages.
@@ -118,7 +125,8 @@ impl Config {
     }
 
     /// The in-flight window: how many QoS 1 and 2 messages may be sent and not yet completed.
-    /// Messages beyond it wait, in order.
+    /// Messages beyond it wait, in order. Keep it at or below the broker's own limit on
+    /// messages in flight from one client (see [`DEFAULT_MAX_INFLIGHT`]).
     #[must_use]
     pub fn max_inflight(mut self, window: NonZeroU16) -> Self {
         self.max_inflight = window;

@@ -560,6 +560,45 @@ impl<S: Store> Session<S> {
         self.outgoing.inflight.values().map(|m| m.id).min()
     }
 
+    /// Gives up acknowledging a received message, with
+    /// [manual acknowledgement](Config::manual_ack): the application could not process it.
+    ///
+    /// MQTT 3.1.1 has no negative acknowledgement, so the message is simply not acknowledged
+    /// on this connection; it stops holding up the acknowledgements of the messages behind
+    /// it, and the broker delivers it again on the next connection (where a QoS 2 message is
+    /// handed over again, since it was never recorded as received). Until then it takes one
+    /// place of the broker's in-flight window.
+    pub fn nack(&mut self, token: AckToken) -> Result<(), SessionError> {
+        let found = match token.qos {
+            QoS::ExactlyOnce => {
+                let delivered = Qos2::Delivered {
+                    serial: token.serial,
+                };
+                if self.inbound.qos2.get(&token.packet_id) != Some(&delivered) {
+                    return Err(SessionError::UnknownAck);
+                }
+                // Known and waiting: its PUBREC slots (none after a reconnect) go.
+                self.inbound.qos2.remove(&token.packet_id);
+                self.inbound.acks.retain(|slot| {
+                    !(slot.packet_id == token.packet_id && slot.exactly_once && !slot.ready)
+                });
+                true
+            }
+            _ => {
+                let before = self.inbound.acks.len();
+                self.inbound
+                    .acks
+                    .retain(|slot| slot.serial != token.serial || slot.ready);
+                before != self.inbound.acks.len()
+            }
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(SessionError::UnknownAck)
+        }
+    }
+
     /// Ends the connection gracefully: what can be sent now (acknowledgements, resends,
     /// requests, and queued messages up to the in-flight window) goes out, then DISCONNECT,
     /// once CONNACK has come. Acknowledgements are still processed until the broker closes

@@ -330,3 +330,34 @@ fn manual_ack_pubrel_before_pubrec_does_not_block_later_acks() {
     sim.session.ack(tokens[1]).unwrap();
     assert_eq!(sim.transmit(), [Packet::PubAck(PubAck::new(pid(2)))]);
 }
+
+/// A message the application gives up on (nack) is not acknowledged, no longer holds up the
+/// acknowledgements behind it, and is handed over again when the broker redelivers it.
+#[test]
+fn a_nacked_message_unblocks_later_acks_and_comes_again() {
+    let mut sim = sim_with(config().manual_ack(true));
+    connect(&mut sim, false);
+    sim.deliver(inbound(QoS::ExactlyOnce, 1, "given up"));
+    sim.deliver(inbound(QoS::AtLeastOnce, 2, "one"));
+    sim.deliver(inbound(QoS::AtLeastOnce, 3, "also given up"));
+    let tokens: Vec<_> = messages(sim.events())
+        .into_iter()
+        .map(|m| m.ack.unwrap())
+        .collect();
+    sim.session.ack(tokens[1]).unwrap();
+    assert!(sim.transmit().is_empty(), "held up by the first");
+    sim.session.nack(tokens[0]).unwrap();
+    sim.session.nack(tokens[2]).unwrap();
+    assert_eq!(sim.transmit(), [Packet::PubAck(PubAck::new(pid(2)))]);
+    assert!(matches!(
+        sim.session.nack(tokens[0]),
+        Err(SessionError::UnknownAck)
+    ));
+    sim.lose_connection();
+    sim.events();
+    connect(&mut sim, true);
+    let mut again = inbound(QoS::ExactlyOnce, 1, "given up");
+    again.delivery = again.delivery.with_dup(true);
+    sim.deliver(again);
+    assert_eq!(payloads(sim.events()), ["given up"], "handed over again");
+}
