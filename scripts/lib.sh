@@ -18,6 +18,48 @@ ensure_mosquitto() {
   export MOSQUITTO
 }
 
+# Python's paho-mqtt 2.x, the independent MQTT client that crates/haka/tests/python_peer.rs
+# runs as a peer, from PyPI. Exports HAKA_PYTHON, the interpreter that test runs.
+#
+# A python3 on PATH that has paho-mqtt 2.x already is used as it is. Otherwise paho-mqtt goes
+# into a virtual environment in target/python-peer (never into the system's Python, which
+# Debian marks externally managed; the test looks there too when HAKA_PYTHON is not set),
+# after installing python3 and its venv module from Debian's packages if they are missing.
+ensure_paho() {
+  local check='import sys, paho.mqtt; sys.exit(0 if paho.mqtt.__version__.startswith("2.") else 1)'
+  if [ -n "${HAKA_PYTHON:-}" ] && "$HAKA_PYTHON" -c "$check" >/dev/null 2>&1; then
+    export HAKA_PYTHON
+    return
+  fi
+  if ! command -v python3 >/dev/null 2>&1; then
+    echo "==> installing python3 (Debian packages)" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+  fi
+  if python3 -c "$check" >/dev/null 2>&1; then
+    HAKA_PYTHON=$(command -v python3)
+    export HAKA_PYTHON
+    return
+  fi
+  local venv
+  venv="$(pwd)/target/python-peer"
+  if ! "$venv/bin/python" -c "$check" >/dev/null 2>&1; then
+    echo "==> installing paho-mqtt 2.x (PyPI) into $venv" >&2
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      # Debian's python3 keeps its venv module (with ensurepip) in a package of its own.
+      rm -rf "$venv"
+      as_root apt-get update -qq
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$venv"
+    fi
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'paho-mqtt>=2,<3'
+    "$venv/bin/python" -c "$check"
+  fi
+  HAKA_PYTHON="$venv/bin/python"
+  export HAKA_PYTHON
+}
+
 ensure_cargo() {
   if ! command -v cargo >/dev/null 2>&1; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then

@@ -10,8 +10,8 @@ use std::{collections::HashMap, future::Future, sync::Arc};
 use bytes::{Bytes, BytesMut};
 use haka_codec::{QoS, SubscribeReturnCode, Subscription, TopicFilter, TopicName};
 use haka_session::{
-    AckToken, ConnectionState, DisconnectReason, Event as SessionEvent, Incoming, MessageId,
-    ProtocolError, RequestId, Session, Store,
+    ConnectionState, DisconnectReason, Event as SessionEvent, Incoming, MessageId, ProtocolError,
+    RequestId, Session, Store,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use crate::{
     backoff::Attempts,
     client::{Event, PublishHandle},
-    message::{Acker, Message},
+    message::{AckOp, Acker, Message},
     transport::{BoxTransport, Connector},
     ClientError, ClientOptions, PublishError, Refusal,
 };
@@ -93,8 +93,8 @@ pub(crate) struct Driver<S: Store> {
     connector: Box<dyn Connector>,
     commands: mpsc::Receiver<Command>,
     commands_closed: bool,
-    acks: mpsc::UnboundedReceiver<AckToken>,
-    acks_tx: mpsc::UnboundedSender<AckToken>,
+    acks: mpsc::UnboundedReceiver<AckOp>,
+    acks_tx: mpsc::UnboundedSender<AckOp>,
     messages: mpsc::UnboundedSender<Message>,
     events: broadcast::Sender<Event>,
 
@@ -114,6 +114,9 @@ pub(crate) struct Driver<S: Store> {
     connacked: bool,
     /// The current connection completed or received something.
     progress: bool,
+    /// The broker closed the current connection in order (end of stream), rather than the
+    /// network breaking it (reset, error).
+    closed_by_peer: bool,
 }
 
 impl<S: Store> Driver<S> {
@@ -146,6 +149,7 @@ impl<S: Store> Driver<S> {
             max_identical_failures: options.max_identical_failures,
             connacked: false,
             progress: false,
+            closed_by_peer: false,
         }
     }
 
@@ -239,6 +243,7 @@ impl<S: Store> Driver<S> {
         self.session.handle_connected(now());
         self.connacked = false;
         self.progress = false;
+        self.closed_by_peer = false;
         if !self.stopping.is_empty() {
             self.session.disconnect();
         }
@@ -278,7 +283,10 @@ impl<S: Store> Driver<S> {
                     }
                 }
                 read = reader.read_buf(&mut input) => match read {
-                    Ok(0) => self.session.handle_connection_lost(now()),
+                    Ok(0) => {
+                        self.closed_by_peer = true;
+                        self.session.handle_connection_lost(now());
+                    }
                     Ok(_) => self.session.handle_bytes(now(), &mut input),
                     Err(error) => {
                         debug!(%error, "read failed");
@@ -299,10 +307,10 @@ impl<S: Store> Driver<S> {
                         self.session.handle_connection_lost(now());
                     }
                 },
-                Some(token) = self.acks.recv() => {
-                    let _ = self.session.ack(token);
-                    while let Ok(token) = self.acks.try_recv() {
-                        let _ = self.session.ack(token);
+                Some(op) = self.acks.recv() => {
+                    apply(&mut self.session, op);
+                    while let Ok(op) = self.acks.try_recv() {
+                        apply(&mut self.session, op);
                     }
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
@@ -394,11 +402,13 @@ impl<S: Store> Driver<S> {
             ack: ack.map(|token| Acker {
                 token,
                 acks: self.acks_tx.clone(),
+                done: false,
             }),
         };
-        if let Err(mpsc::error::SendError(message)) = self.messages.send(message) {
+        if let Err(mpsc::error::SendError(mut message)) = self.messages.send(message) {
             // Nobody takes messages any more: acknowledge them here.
-            if let Some(acker) = message.ack {
+            if let Some(mut acker) = message.ack.take() {
+                acker.done = true;
                 let _ = self.session.ack(acker.token);
             }
         }
@@ -412,10 +422,15 @@ impl<S: Store> Driver<S> {
             DisconnectReason::Protocol(error @ ProtocolError::WrongAck { message, .. }) => {
                 Some((*message, Refusal::Protocol(error.clone())))
             }
-            DisconnectReason::ConnectionLost if self.connacked && !self.progress => self
-                .session
-                .oldest_inflight()
-                .map(|message| (message, Refusal::ConnectionClosed)),
+            // Only an orderly close by the broker counts: a network that resets connections
+            // before anything completes is not the message's fault.
+            DisconnectReason::ConnectionLost
+                if self.connacked && self.closed_by_peer && !self.progress =>
+            {
+                self.session
+                    .oldest_inflight()
+                    .map(|message| (message, Refusal::ConnectionClosed))
+            }
             _ => None,
         };
         self.emit(Event::Disconnected {
@@ -584,7 +599,7 @@ async fn serve_commands<S: Store, F: Future>(
     session: &mut Session<S>,
     commands: &mut mpsc::Receiver<Command>,
     commands_closed: &mut bool,
-    acks: &mut mpsc::UnboundedReceiver<AckToken>,
+    acks: &mut mpsc::UnboundedReceiver<AckOp>,
     batch: &mut Batch<'_>,
 ) -> Option<F::Output> {
     tokio::pin!(future);
@@ -605,11 +620,18 @@ async fn serve_commands<S: Store, F: Future>(
                 }
                 None => *commands_closed = true,
             },
-            Some(token) = acks.recv() => {
-                let _ = session.ack(token);
-            }
+            Some(op) = acks.recv() => apply(session, op),
         }
     }
+}
+
+/// What the application did with a message, told to the session. A token of an earlier
+/// connection is refused by the session, which is right: the broker delivers again.
+fn apply<S: Store>(session: &mut Session<S>, op: AckOp) {
+    let _ = match op {
+        AckOp::Ack(token) => session.ack(token),
+        AckOp::Nack(token) => session.nack(token),
+    };
 }
 
 fn now() -> std::time::Instant {

@@ -31,26 +31,48 @@ pub struct Message {
 impl Message {
     /// Acknowledges the message, with [manual acknowledgement](crate::ClientOptions::manual_ack):
     /// its PUBACK or PUBREC goes out once every message received before it is acknowledged
-    /// too. Does nothing for QoS 0, or when the client acknowledges by itself. A QoS 1 or 2
-    /// message dropped without `ack` is delivered again by the broker on the next connection.
+    /// too. Does nothing for QoS 0, or when the client acknowledges by itself.
+    ///
+    /// A QoS 1 or 2 message dropped without `ack` is not acknowledged: it stops holding up
+    /// the acknowledgements behind it, and the broker delivers it again on the next
+    /// connection (MQTT 3.1.1 has no negative acknowledgement that would ask for it sooner).
     pub fn ack(&mut self) {
         if let Some(acker) = self.ack.take() {
-            acker.send();
+            acker.ack();
         }
     }
 }
 
-/// Sends one acknowledgement to the driver.
+/// What the application did with a received message.
+#[derive(Debug)]
+pub(crate) enum AckOp {
+    /// Processed: acknowledge it.
+    Ack(AckToken),
+    /// Dropped unprocessed: do not acknowledge it, and do not wait for it.
+    Nack(AckToken),
+}
+
+/// Sends one acknowledgement to the driver: `Ack` when asked, `Nack` when dropped first.
 #[derive(Debug)]
 pub(crate) struct Acker {
     pub(crate) token: AckToken,
-    pub(crate) acks: mpsc::UnboundedSender<AckToken>,
+    pub(crate) acks: mpsc::UnboundedSender<AckOp>,
+    pub(crate) done: bool,
 }
 
 impl Acker {
-    fn send(self) {
+    fn ack(mut self) {
+        self.done = true;
         // The driver gone means the connection is gone: the broker redelivers.
-        let _ = self.acks.send(self.token);
+        let _ = self.acks.send(AckOp::Ack(self.token));
+    }
+}
+
+impl Drop for Acker {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.acks.send(AckOp::Nack(self.token));
+        }
     }
 }
 

@@ -10,8 +10,17 @@ use haka::{Backoff, ClientOptions, Event, Message, Messages};
 /// The bound on any wait for an event in these tests.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Logs to the test's output when `RUST_LOG` is set (`RUST_LOG=haka=debug`).
+pub fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 /// Options with a short keep alive and fast reconnection, for tests.
 pub fn options(url: &str, client_id: &str) -> ClientOptions {
+    logs();
     ClientOptions::new(url, client_id)
         .unwrap()
         .keep_alive(Duration::from_secs(5))
