@@ -154,7 +154,7 @@ impl Client {
         let (messages_tx, messages_rx) = mpsc::unbounded_channel();
         let driver = Driver::new(
             session,
-            Box::new(connector),
+            Arc::new(connector),
             &options,
             commands_rx,
             messages_tx,

@@ -90,7 +90,7 @@ impl Failures {
 
 pub(crate) struct Driver<S: Store> {
     session: Session<S>,
-    connector: Box<dyn Connector>,
+    connector: Arc<dyn Connector>,
     commands: mpsc::Receiver<Command>,
     commands_closed: bool,
     acks: mpsc::UnboundedReceiver<AckOp>,
@@ -122,7 +122,7 @@ pub(crate) struct Driver<S: Store> {
 impl<S: Store> Driver<S> {
     pub(crate) fn new(
         session: Session<S>,
-        connector: Box<dyn Connector>,
+        connector: Arc<dyn Connector>,
         options: &ClientOptions,
         commands: mpsc::Receiver<Command>,
         messages: mpsc::UnboundedSender<Message>,
@@ -175,26 +175,10 @@ impl<S: Store> Driver<S> {
                     break;
                 }
             }
-            let connector = &*self.connector;
-            // The dial is boxed and owns nothing of `self`, so commands can be served while
+            // The dial holds its own handle on the connector, so commands can be served while
             // it runs.
-            let dial = connector.connect();
-            let Some(dialed) = serve_commands(
-                dial,
-                &mut self.session,
-                &mut self.commands,
-                &mut self.commands_closed,
-                &mut self.acks,
-                &mut Batch {
-                    accepted: &mut self.accepted,
-                    completions: &mut self.completions,
-                    subscribes: &mut self.subscribes,
-                    unsubscribes: &mut self.unsubscribes,
-                    stopping: &mut self.stopping,
-                },
-            )
-            .await
-            else {
+            let connector = Arc::clone(&self.connector);
+            let Some(dialed) = self.serve(connector.connect()).await else {
                 break;
             };
             match dialed {
