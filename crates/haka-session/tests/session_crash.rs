@@ -214,12 +214,6 @@ fn session_crash_child() {
         // The broker acknowledges sometimes, and sometimes not at all this round.
         broker.acknowledge = rng.below(3) != 0;
         for _ in 0..4 {
-            while let Some(event) = session.poll_event() {
-                if let Event::PublishCompleted { id, .. } = event {
-                    writeln!(stdout, "done {}", id.get()).unwrap();
-                }
-            }
-            stdout.flush().unwrap();
             out.clear();
             while session.poll_transmit(now, &mut out) > 0 {}
             broker.handle_bytes(&out).unwrap();
@@ -227,6 +221,15 @@ fn session_crash_child() {
                 codec.encode(&packet, &mut input).unwrap();
             }
             session.handle_bytes(now, &mut input);
+            // Completions are reported before anything else can commit their removal (the
+            // next transmit or publish batch), so a message missing from the store after a
+            // kill was always reported done.
+            while let Some(event) = session.poll_event() {
+                if let Event::PublishCompleted { id, .. } = event {
+                    writeln!(stdout, "done {}", id.get()).unwrap();
+                }
+            }
+            stdout.flush().unwrap();
         }
     }
 }
