@@ -560,6 +560,26 @@ impl<S: Store> Session<S> {
         self.outgoing.inflight.values().map(|m| m.id).min()
     }
 
+    /// Where message `id` is: [`Stage::Queued`] until it enters the in-flight window, then
+    /// published or released; `None` once complete (or never accepted). QoS 0 messages are
+    /// queued until written.
+    pub fn stage(&self, id: MessageId) -> Option<Stage> {
+        if self.outgoing.pending.iter().any(|p| p.id == id) {
+            return Some(Stage::Queued);
+        }
+        self.outgoing
+            .inflight
+            .iter()
+            .find(|(_, m)| m.id == id)
+            .map(|(packet_id, m)| {
+                if m.released {
+                    Stage::Released(*packet_id)
+                } else {
+                    Stage::Published(*packet_id)
+                }
+            })
+    }
+
     /// Gives up acknowledging a received message, with
     /// [manual acknowledgement](Config::manual_ack): the application could not process it.
     ///

@@ -41,10 +41,12 @@ impl Attempts {
 
     /// The number of the next attempt, from 1.
     pub(crate) fn attempt(&self) -> u32 {
-        self.attempt + 1
+        self.attempt.max(1)
     }
 
-    /// The wait before the next attempt; the first attempt of a sequence waits nothing.
+    /// The wait before the next attempt. The very first connection of a client waits
+    /// nothing; every later sequence starts with a jittered wait up to `min`, so that
+    /// clients cut off together do not all come back at the same instant.
     pub(crate) fn next_delay(&mut self) -> Duration {
         let attempt = self.attempt;
         self.attempt = self.attempt.saturating_add(1);
@@ -63,7 +65,7 @@ impl Attempts {
 
     /// A connection made progress: the next failure starts a new sequence.
     pub(crate) fn reset(&mut self) {
-        self.attempt = 0;
+        self.attempt = 1;
     }
 }
 
@@ -84,6 +86,9 @@ mod tests {
             assert!(attempts.next_delay() <= bound);
         }
         attempts.reset();
-        assert_eq!(attempts.next_delay(), Duration::ZERO);
+        assert!(
+            attempts.next_delay() <= Duration::from_millis(100),
+            "jittered, up to min"
+        );
     }
 }

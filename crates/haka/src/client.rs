@@ -75,7 +75,8 @@ pub struct Client {
 }
 
 /// The outcome of one published message: a future that completes on PUBACK (QoS 1), PUBCOMP
-/// (QoS 2) or once written (QoS 0).
+/// (QoS 2) or, for QoS 0, once the message is handed to the transport (QoS 0 has no
+/// acknowledgement, and a connection lost right after may still lose it).
 #[derive(Debug)]
 pub struct PublishHandle {
     id: MessageId,
@@ -241,10 +242,12 @@ impl Client {
     }
 
     /// Stops the client gracefully: what is queued and fits the in-flight window is sent,
-    /// then DISCONNECT; returns once the connection is closed and the store committed.
-    /// Messages not completed stay in the store. Without a connection, stops at once.
+    /// then DISCONNECT; returns once the connection is closed and the store committed (an
+    /// error if that last commit failed). Messages not completed stay in the store.
+    /// Commands sent after it are refused with [`ClientError::Closed`]. Without a
+    /// connection, stops at once; the wait for the broker is bounded by the idle timeout.
     pub async fn disconnect(&self) -> Result<(), ClientError> {
-        self.command(|reply| Command::Disconnect { reply }).await
+        self.command(|reply| Command::Disconnect { reply }).await?
     }
 
     /// What happens to the connection from now on. Events are dropped for a receiver that

@@ -9,6 +9,7 @@ use std::{collections::HashMap, future::Future, sync::Arc};
 
 use bytes::{Bytes, BytesMut};
 use haka_codec::{QoS, SubscribeReturnCode, Subscription, TopicFilter, TopicName};
+use haka_session::store::Stage;
 use haka_session::{
     ConnectionState, DisconnectReason, Event as SessionEvent, Incoming, MessageId, ProtocolError,
     RequestId, Session, Store,
@@ -52,7 +53,7 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<(), ClientError>>,
     },
     Disconnect {
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<Result<(), ClientError>>,
     },
 }
 
@@ -71,6 +72,13 @@ struct Failures {
 }
 
 impl Failures {
+    /// Message `id` completed or left: whatever was counted against it is void.
+    fn completed(&mut self, id: MessageId) {
+        if self.last.as_ref().is_some_and(|(m, _)| *m == id) {
+            self.reset();
+        }
+    }
+
     fn record(&mut self, message: MessageId, cause: Refusal) -> u32 {
         match &self.last {
             Some((m, c)) if *m == message && *c == cause => self.count += 1,
@@ -104,7 +112,11 @@ pub(crate) struct Driver<S: Store> {
     subscribes: HashMap<RequestId, oneshot::Sender<Result<Vec<SubscribeReturnCode>, ClientError>>>,
     unsubscribes: HashMap<RequestId, oneshot::Sender<Result<(), ClientError>>>,
     /// `disconnect` was called: these wait for the end.
-    stopping: Vec<oneshot::Sender<()>>,
+    stopping: Vec<oneshot::Sender<Result<(), ClientError>>>,
+    /// Subscriptions the broker granted, by filter, to renew when it starts a new session.
+    subscriptions: HashMap<TopicFilter, QoS>,
+    /// Filters of subscription requests waiting for their SUBACK or UNSUBACK.
+    requested: HashMap<RequestId, Requested>,
 
     reconnect: bool,
     attempts: Attempts,
@@ -117,6 +129,18 @@ pub(crate) struct Driver<S: Store> {
     /// The broker closed the current connection in order (end of stream), rather than the
     /// network breaking it (reset, error).
     closed_by_peer: bool,
+    /// A flush completed on the current connection: what was queued first (the resends,
+    /// pipelined behind CONNECT) reached the network.
+    flushed: bool,
+}
+
+/// What a subscription request asked, kept to remember what was granted.
+#[derive(Debug)]
+enum Requested {
+    Subscribe(Vec<Subscription>),
+    Unsubscribe(Vec<TopicFilter>),
+    /// A renewal after the broker lost the session: no caller waits for it.
+    Renewal(Vec<Subscription>),
 }
 
 impl<S: Store> Driver<S> {
@@ -150,6 +174,9 @@ impl<S: Store> Driver<S> {
             connacked: false,
             progress: false,
             closed_by_peer: false,
+            flushed: false,
+            subscriptions: HashMap::new(),
+            requested: HashMap::new(),
         }
     }
 
@@ -216,6 +243,7 @@ impl<S: Store> Driver<S> {
                 subscribes: &mut self.subscribes,
                 unsubscribes: &mut self.unsubscribes,
                 stopping: &mut self.stopping,
+                requested: &mut self.requested,
             },
         )
         .await
@@ -228,12 +256,16 @@ impl<S: Store> Driver<S> {
         self.connacked = false;
         self.progress = false;
         self.closed_by_peer = false;
+        self.flushed = false;
         if !self.stopping.is_empty() {
             self.session.disconnect();
         }
         let mut input = BytesMut::with_capacity(64 * 1024);
         let mut out = BytesMut::with_capacity(64 * 1024);
         let mut write_closed = false;
+        // Bytes were written and may sit in the transport's buffers (TLS records) until it is
+        // flushed.
+        let mut needs_flush = false;
         loop {
             if let Some(reason) = self.pump_events() {
                 self.connection_ended(reason);
@@ -247,11 +279,17 @@ impl<S: Store> Driver<S> {
                     continue;
                 }
                 if self.session.state() == ConnectionState::Closing && !write_closed {
-                    // DISCONNECT is written: close our half, read until the broker closes.
+                    // DISCONNECT is written: close our half (bounded: a broker that stopped
+                    // reading must not hold us), then read until the broker closes.
                     write_closed = true;
-                    if writer.shutdown().await.is_err() {
-                        self.session.handle_connection_lost(now);
-                        continue;
+                    needs_flush = false;
+                    let bound = self.session.config().connack_wait();
+                    match tokio::time::timeout(bound, writer.shutdown()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) | Err(_) => {
+                            self.session.handle_connection_lost(now);
+                            continue;
+                        }
                     }
                 }
             }
@@ -260,12 +298,28 @@ impl<S: Store> Driver<S> {
             }
             let deadline = self.session.poll_timeout().map(Instant::from_std);
             tokio::select! {
-                written = writer.write_buf(&mut out), if !out.is_empty() => {
-                    if let Err(error) = written {
+                // Write what is queued, then flush it out of the transport's buffers (TLS
+                // records wait there otherwise). Both are safe to drop half-way: nothing is
+                // written twice or lost.
+                written = async {
+                    if out.is_empty() {
+                        writer.flush().await.map(|()| None)
+                    } else {
+                        writer.write_buf(&mut out).await.map(Some)
+                    }
+                }, if !out.is_empty() || needs_flush => match written {
+                    // A transport that accepts nothing is as good as closed.
+                    Ok(Some(0)) => self.session.handle_connection_lost(now()),
+                    Ok(Some(_)) => needs_flush = true,
+                    Ok(None) => {
+                        needs_flush = false;
+                        self.flushed = true;
+                    }
+                    Err(error) => {
                         debug!(%error, "write failed");
                         self.session.handle_connection_lost(now());
                     }
-                }
+                },
                 read = reader.read_buf(&mut input) => match read {
                     Ok(0) => {
                         self.closed_by_peer = true;
@@ -314,6 +368,7 @@ impl<S: Store> Driver<S> {
             subscribes,
             unsubscribes,
             stopping,
+            requested,
             ..
         } = self;
         let mut batch = Batch {
@@ -322,6 +377,7 @@ impl<S: Store> Driver<S> {
             subscribes,
             unsubscribes,
             stopping,
+            requested,
         };
         batch.handle(session, first);
         drain(commands, session, &mut batch);
@@ -336,6 +392,9 @@ impl<S: Store> Driver<S> {
                 SessionEvent::Connected { session_present } => {
                     info!(session_present, "connected");
                     self.connacked = true;
+                    if !session_present {
+                        self.renew_subscriptions();
+                    }
                     self.emit(Event::Connected { session_present });
                 }
                 SessionEvent::Message(incoming) => {
@@ -345,16 +404,37 @@ impl<S: Store> Driver<S> {
                 SessionEvent::PublishReceived { .. } => self.made_progress(),
                 SessionEvent::PublishCompleted { id, .. } => {
                     self.made_progress();
+                    self.failures.completed(id);
                     if let Some(done) = self.completions.remove(&id) {
                         let _ = done.send(Ok(()));
                     }
                 }
                 SessionEvent::Subscribed { request, results } => {
+                    if let Some(
+                        Requested::Subscribe(subscriptions) | Requested::Renewal(subscriptions),
+                    ) = self.requested.remove(&request)
+                    {
+                        for (subscription, result) in subscriptions.into_iter().zip(&results) {
+                            match result {
+                                SubscribeReturnCode::Success(qos) => {
+                                    self.subscriptions.insert(subscription.filter, *qos);
+                                }
+                                _ => {
+                                    self.subscriptions.remove(&subscription.filter);
+                                }
+                            }
+                        }
+                    }
                     if let Some(reply) = self.subscribes.remove(&request) {
                         let _ = reply.send(Ok(results));
                     }
                 }
                 SessionEvent::Unsubscribed { request } => {
+                    if let Some(Requested::Unsubscribe(filters)) = self.requested.remove(&request) {
+                        for filter in filters {
+                            self.subscriptions.remove(&filter);
+                        }
+                    }
                     if let Some(reply) = self.unsubscribes.remove(&request) {
                         let _ = reply.send(Ok(()));
                     }
@@ -371,7 +451,30 @@ impl<S: Store> Driver<S> {
         if !self.progress {
             self.progress = true;
             self.attempts.reset();
-            self.failures.reset();
+        }
+    }
+
+    /// The broker started a new session (clean session, or it lost the old one): it no
+    /// longer has the subscriptions it granted, so they are asked for again.
+    fn renew_subscriptions(&mut self) {
+        if self.subscriptions.is_empty() {
+            return;
+        }
+        let subscriptions: Vec<Subscription> = self
+            .subscriptions
+            .iter()
+            .map(|(filter, qos)| Subscription::new(filter.clone(), *qos))
+            .collect();
+        info!(
+            count = subscriptions.len(),
+            "renewing subscriptions in the broker's new session"
+        );
+        match self.session.subscribe(subscriptions.clone()) {
+            Ok(request) => {
+                self.requested
+                    .insert(request, Requested::Renewal(subscriptions));
+            }
+            Err(error) => warn!(%error, "could not renew the subscriptions"),
         }
     }
 
@@ -403,16 +506,20 @@ impl<S: Store> Driver<S> {
     fn connection_ended(&mut self, reason: DisconnectReason) {
         info!(%reason, "disconnected");
         let failure = match &reason {
+            // The broker named the message it refuses.
             DisconnectReason::Protocol(error @ ProtocolError::WrongAck { message, .. }) => {
                 Some((*message, Refusal::Protocol(error.clone())))
             }
-            // Only an orderly close by the broker counts: a network that resets connections
-            // before anything completes is not the message's fault.
+            // The broker closed the connection, in order, after CONNACK and after the resends
+            // (queued first, behind CONNECT) were flushed, and before anything completed: the
+            // oldest message awaiting its first acknowledgement is the suspect. Never one already released
+            // (the broker has it), and never on a network reset, which is nobody's fault.
             DisconnectReason::ConnectionLost
-                if self.connacked && self.closed_by_peer && !self.progress =>
+                if self.connacked && self.closed_by_peer && self.flushed && !self.progress =>
             {
                 self.session
                     .oldest_inflight()
+                    .filter(|id| matches!(self.session.stage(*id), Some(Stage::Published(_))))
                     .map(|message| (message, Refusal::ConnectionClosed))
             }
             _ => None,
@@ -421,19 +528,23 @@ impl<S: Store> Driver<S> {
             reason: Arc::new(reason),
         });
         let Some((message, cause)) = failure else {
-            if self.progress {
-                self.failures.reset();
-            }
             return;
         };
+        if self.max_identical_failures == 0 {
+            return;
+        }
         let failures = self.failures.record(message, cause.clone());
         if failures < self.max_identical_failures {
             return;
         }
         self.failures.reset();
         warn!(%message, %cause, failures, "giving up on a message the broker refuses");
-        match self.session.abandon(message) {
-            Ok(_) => {
+        let abandoned = self
+            .session
+            .abandon(message)
+            .and_then(|_| self.session.commit());
+        match abandoned {
+            Ok(()) => {
                 if let Some(done) = self.completions.remove(&message) {
                     let _ = done.send(Err(PublishError::Refused { cause, failures }));
                 }
@@ -443,10 +554,19 @@ impl<S: Store> Driver<S> {
         }
     }
 
-    /// The client stops: the store is committed, waiting calls are answered.
+    /// The client stops: acknowledgements already given are applied, the store is
+    /// committed, and every waiting call is answered.
     fn finish(mut self) {
-        if let Err(error) = self.session.commit() {
-            warn!(%error, "the final commit failed");
+        // A message the application took counts as taken: applied and committed now, so a
+        // QoS 2 message is not handed over again after a restart.
+        self.acks.close();
+        while let Ok(op) = self.acks.try_recv() {
+            apply(&mut self.session, op);
+        }
+        self.commands.close();
+        let mut late = Vec::new();
+        while let Ok(command) = self.commands.try_recv() {
+            late.push(command);
         }
         let Self {
             session,
@@ -455,6 +575,7 @@ impl<S: Store> Driver<S> {
             subscribes,
             unsubscribes,
             stopping,
+            requested,
             ..
         } = &mut self;
         Batch {
@@ -463,8 +584,27 @@ impl<S: Store> Driver<S> {
             subscribes,
             unsubscribes,
             stopping,
+            requested,
         }
         .answer(session);
+        let committed = self.session.commit().map_err(|error| {
+            warn!(%error, "the final commit failed");
+            error.to_string()
+        });
+        for command in late {
+            match command {
+                Command::Disconnect { reply } => self.stopping.push(reply),
+                Command::Publish { reply, .. } => {
+                    let _ = reply.send(Err(ClientError::Closed));
+                }
+                Command::Subscribe { reply, .. } => {
+                    let _ = reply.send(Err(ClientError::Closed));
+                }
+                Command::Unsubscribe { reply, .. } => {
+                    let _ = reply.send(Err(ClientError::Closed));
+                }
+            }
+        }
         for (_, done) in self.completions.drain() {
             let _ = done.send(Err(PublishError::Closed));
         }
@@ -475,11 +615,16 @@ impl<S: Store> Driver<S> {
             let _ = reply.send(Err(ClientError::Closed));
         }
         for reply in self.stopping.drain(..) {
-            let _ = reply.send(());
+            let _ = reply.send(committed.clone().map_err(store_error));
         }
         self.emit(Event::Stopped);
         info!("stopped");
     }
+}
+
+/// A store error, again, for one more caller (the store's error is not `Clone`).
+fn store_error(message: String) -> ClientError {
+    ClientError::Store(haka_session::StoreError::Io(std::io::Error::other(message)))
 }
 
 /// The driver's books for answering commands, borrowed apart from the session.
@@ -489,11 +634,28 @@ struct Batch<'a> {
     subscribes:
         &'a mut HashMap<RequestId, oneshot::Sender<Result<Vec<SubscribeReturnCode>, ClientError>>>,
     unsubscribes: &'a mut HashMap<RequestId, oneshot::Sender<Result<(), ClientError>>>,
-    stopping: &'a mut Vec<oneshot::Sender<()>>,
+    stopping: &'a mut Vec<oneshot::Sender<Result<(), ClientError>>>,
+    requested: &'a mut HashMap<RequestId, Requested>,
 }
 
 impl Batch<'_> {
     fn handle<S: Store>(&mut self, session: &mut Session<S>, command: Command) {
+        // After `disconnect`, nothing new is taken: what was queued before is what goes out.
+        if !self.stopping.is_empty() {
+            match command {
+                Command::Publish { reply, .. } => {
+                    let _ = reply.send(Err(ClientError::Closed));
+                }
+                Command::Subscribe { reply, .. } => {
+                    let _ = reply.send(Err(ClientError::Closed));
+                }
+                Command::Unsubscribe { reply, .. } => {
+                    let _ = reply.send(Err(ClientError::Closed));
+                }
+                Command::Disconnect { reply } => self.stopping.push(reply),
+            }
+            return;
+        }
         match command {
             Command::Publish {
                 topic,
@@ -515,16 +677,20 @@ impl Batch<'_> {
             Command::Subscribe {
                 subscriptions,
                 reply,
-            } => match session.subscribe(subscriptions) {
+            } => match session.subscribe(subscriptions.clone()) {
                 Ok(request) => {
+                    self.requested
+                        .insert(request, Requested::Subscribe(subscriptions));
                     self.subscribes.insert(request, reply);
                 }
                 Err(error) => {
                     let _ = reply.send(Err(error.into()));
                 }
             },
-            Command::Unsubscribe { filters, reply } => match session.unsubscribe(filters) {
+            Command::Unsubscribe { filters, reply } => match session.unsubscribe(filters.clone()) {
                 Ok(request) => {
+                    self.requested
+                        .insert(request, Requested::Unsubscribe(filters));
                     self.unsubscribes.insert(request, reply);
                 }
                 Err(error) => {
@@ -604,7 +770,11 @@ async fn serve_commands<S: Store, F: Future>(
                 }
                 None => *commands_closed = true,
             },
-            Some(op) = acks.recv() => apply(session, op),
+            Some(op) = acks.recv() => {
+                apply(session, op);
+                // Offline too, a QoS 2 message taken is recorded durably at once.
+                let _ = session.commit();
+            }
         }
     }
 }

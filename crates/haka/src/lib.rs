@@ -6,7 +6,7 @@
 //! use haka::{Client, ClientOptions, StoreOptions};
 //! use haka_codec::QoS;
 //!
-//! # #[tokio::main(flavor = "current_thread")]
+//! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let options = ClientOptions::new("mqtt://127.0.0.1:1883", "thermostat")?
 //!     .clean_session(false)
@@ -51,7 +51,22 @@
 //!   QoS 2 PUBLISH with PUBACK) does not trap the client: backoff applies, and after
 //!   [`ClientOptions::max_identical_failures`] the message's handle completes with
 //!   [`PublishError::Refused`] while the rest of the queue proceeds.
+//! - Subscriptions survive reconnections: when the broker starts a new session (always with
+//!   the default clean session, or when it lost the old one), the client asks again for every
+//!   subscription it was granted. Exactly-once delivery of outgoing QoS 2 messages across a
+//!   reconnection needs [`ClientOptions::clean_session`]`(false)`, since a broker starting a
+//!   new session forgets which messages it already received.
+//! - A message the broker acknowledges is only as safe as the broker keeps it: keep the
+//!   in-flight window ([`ClientOptions::max_inflight`], 20 by default) within the broker's
+//!   own limit, which MQTT 3.1.1 cannot tell the client.
 //! - Credentials and key material never appear in logs or `Debug` output.
+//!
+//! # Runtime
+//!
+//! The driver writes the store from its own task. With [`StoreOptions::Directory`] and
+//! `Durability::Fsync`, every commit waits for the disk (commits are grouped: one per batch
+//! of publishes or acknowledgements), so prefer the multi-threaded runtime, where this does
+//! not hold up other tasks; `Durability::Flush` only writes to the operating system.
 //!
 //! # Features
 //!

@@ -36,6 +36,10 @@ impl Message {
     /// A QoS 1 or 2 message dropped without `ack` is not acknowledged: it stops holding up
     /// the acknowledgements behind it, and the broker delivers it again on the next
     /// connection (MQTT 3.1.1 has no negative acknowledgement that would ask for it sooner).
+    ///
+    /// A dropped message keeps its place in the broker's in-flight window (20 messages by
+    /// mosquitto's default) until then: an application that drops many without `ack` on one
+    /// long connection stalls the broker's deliveries to it.
     pub fn ack(&mut self) {
         if let Some(acker) = self.ack.take() {
             acker.ack();
@@ -61,10 +65,11 @@ pub(crate) struct Acker {
 }
 
 impl Acker {
-    fn ack(mut self) {
+    /// Whether the driver got it: if it has stopped, the message was never acknowledged
+    /// and the broker delivers it again to the next client on the session.
+    fn ack(mut self) -> bool {
         self.done = true;
-        // The driver gone means the connection is gone: the broker redelivers.
-        let _ = self.acks.send(AckOp::Ack(self.token));
+        self.acks.send(AckOp::Ack(self.token)).is_ok()
     }
 }
 
@@ -80,9 +85,11 @@ impl Drop for Acker {
 /// with [`Messages::recv`].
 ///
 /// The stream ends when the client has stopped. It is never a bottleneck for the client's
-/// own work: the driver does not wait for the application to take messages, and QoS 1 and 2
+/// own work: the driver does not wait for the application to take messages. QoS 1 and 2
 /// messages are acknowledged only when taken (or acked), so the broker's in-flight window
-/// bounds how many wait here.
+/// bounds how many of them wait here on one connection (each reconnection may redeliver
+/// them). QoS 0 messages are not bounded: an application that stops reading while the
+/// broker keeps sending them grows this queue.
 #[derive(Debug)]
 pub struct Messages {
     pub(crate) rx: mpsc::UnboundedReceiver<Message>,
@@ -96,14 +103,22 @@ impl Messages {
     }
 
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        self.rx.poll_recv(cx).map(|message| {
-            message.map(|mut message| {
-                if !self.manual_ack {
-                    message.ack();
+        loop {
+            let Some(mut message) = std::task::ready!(self.rx.poll_recv(cx)) else {
+                return Poll::Ready(None);
+            };
+            if self.manual_ack {
+                return Poll::Ready(Some(message));
+            }
+            // Taken means acknowledged; a message the stopped client can no longer record is
+            // left to the broker's redelivery rather than handed over twice.
+            if let Some(acker) = message.ack.take() {
+                if !acker.ack() {
+                    continue;
                 }
-                message
-            })
-        })
+            }
+            return Poll::Ready(Some(message));
+        }
     }
 }
 

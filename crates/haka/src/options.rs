@@ -92,6 +92,21 @@ impl ClientOptions {
         if !matches!(parsed.path(), "" | "/") {
             return Err(ClientError::Url(format!("unexpected path in {url}")));
         }
+        if host.is_empty() {
+            return Err(ClientError::Url(format!("no host in {url}")));
+        }
+        // Credentials in the URL would be dropped silently, and then refused forever.
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(ClientError::Url(format!(
+                "credentials in the URL are not used; set them with ClientOptions::credentials: {}",
+                parsed.host_str().unwrap_or_default()
+            )));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(ClientError::Url(format!(
+                "unexpected query or fragment in {url}"
+            )));
+        }
         Ok(Self {
             scheme,
             host,
@@ -209,8 +224,8 @@ impl ClientOptions {
         self
     }
 
-    /// The bound on each connection attempt (resolving, TCP, TLS handshake); 10 s by
-    /// default. The wait for CONNACK is bounded by the idle timeout.
+    /// The bound on the TCP connection (resolution included) and, separately, on the TLS
+    /// handshake; 10 s each by default. The wait for CONNACK is bounded by the idle timeout.
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -226,12 +241,19 @@ impl ClientOptions {
         self
     }
 
-    /// After how many connections in a row that ended the same way on the same message
-    /// the client gives up on that message ([`PublishError::Refused`](crate::PublishError)).
-    /// Default 5.
+    /// After how many connections that ended the same way on the same message the client
+    /// gives up on that message ([`PublishError::Refused`](crate::PublishError)); 0 never
+    /// gives up. Default 5.
+    ///
+    /// Two endings count: the broker answering the message with the wrong acknowledgement
+    /// (PUBACK for QoS 2, ...), which names the message; and the broker closing the
+    /// connection in order after the message was written and before anything completed,
+    /// where the oldest message not yet acknowledged is the suspect. Network resets and
+    /// failures before CONNACK never count, and a message the broker already acknowledged
+    /// with PUBREC is never given up.
     #[must_use]
     pub fn max_identical_failures(mut self, failures: u32) -> Self {
-        self.max_identical_failures = failures.max(1);
+        self.max_identical_failures = failures;
         self
     }
 

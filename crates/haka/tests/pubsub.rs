@@ -345,3 +345,76 @@ async fn a_full_queue_refuses_publish() {
     );
     let _ = Duration::ZERO;
 }
+
+/// With a clean session (the default) the broker forgets subscriptions at every connection:
+/// the client asks for them again, so a subscriber keeps receiving after a reconnection.
+#[tokio::test]
+async fn subscriptions_are_renewed_after_a_reconnection_with_clean_session() {
+    let broker = Mosquitto::builder().start().unwrap();
+    let proxy = FaultProxy::start(broker.addr()).unwrap();
+    let url = format!("mqtt://{}", proxy.addr());
+    let (subscriber, mut messages) = Client::start(options(&url, "renew")).await.unwrap();
+    let mut events = subscriber.events();
+    subscriber
+        .subscribe("renewed/+", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    proxy.cut_all();
+    wait_for(&mut events, |e| {
+        matches!(
+            e,
+            Event::Connected {
+                session_present: false
+            }
+        )
+    })
+    .await;
+    // The renewal is a SUBSCRIBE of its own: a round trip of ours after it proves it is done.
+    subscriber
+        .subscribe("other", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    let (publisher, _) = Client::start(options(&broker.url(), "pub")).await.unwrap();
+    publisher
+        .publish("renewed/a", QoS::AtLeastOnce, false, "still here")
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(&next(&mut messages).await.payload[..], b"still here");
+}
+
+/// After `disconnect`, nothing new is taken.
+#[tokio::test]
+async fn commands_after_disconnect_are_refused() {
+    let broker = Mosquitto::builder().start().unwrap();
+    let (client, _) = Client::start(options(&broker.url(), "bye")).await.unwrap();
+    client.subscribe("t", QoS::AtMostOnce).await.unwrap();
+    client.disconnect().await.unwrap();
+    assert!(matches!(
+        client.publish("t", QoS::AtLeastOnce, false, "late").await,
+        Err(ClientError::Closed)
+    ));
+    assert!(matches!(
+        client.disconnect().await,
+        Err(ClientError::Closed)
+    ));
+}
+
+#[test]
+fn urls_that_would_be_misread_are_refused() {
+    for url in [
+        "mqtt://user:pass@127.0.0.1:1883",
+        "mqtt://127.0.0.1:1883/path",
+        "mqtt://127.0.0.1:1883?x=1",
+        "http://127.0.0.1",
+        "mqtt://",
+    ] {
+        assert!(
+            matches!(haka::ClientOptions::new(url, "c"), Err(ClientError::Url(_))),
+            "{url}"
+        );
+    }
+    let v6 = haka::ClientOptions::new("mqtts://[::1]", "c").unwrap();
+    assert_eq!((v6.host(), v6.port()), ("::1", 8883));
+}
