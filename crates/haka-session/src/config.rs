@@ -162,6 +162,16 @@ impl Config {
         self
     }
 
+    /// The queue limits: messages, and their topic and payload bytes.
+    pub fn queue_limit(&self) -> (usize, usize) {
+        (self.max_queued_messages, self.max_queued_bytes)
+    }
+
+    /// The largest packet the session sends.
+    pub fn max_outgoing_packet_size(&self) -> usize {
+        self.max_outgoing_packet_size
+    }
+
     /// The CONNECT packet the session opens each connection with.
     pub fn connect_packet(&self) -> &Connect {
         &self.connect

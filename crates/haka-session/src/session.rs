@@ -339,6 +339,12 @@ impl<S: Store> Session<S> {
         self.outgoing.messages
     }
 
+    /// The topic and payload bytes of the messages accepted and not yet completed, as the
+    /// byte limit of [`Config::queue_limits`] counts them.
+    pub fn queued_bytes(&self) -> usize {
+        self.outgoing.bytes
+    }
+
     /// QoS 1 and 2 messages holding a packet identifier: sent (or about to be) and not yet
     /// completed.
     pub fn inflight_messages(&self) -> usize {

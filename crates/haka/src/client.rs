@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::{
     driver::{Command, Driver},
     error::ConnectError,
+    inbox::Inbox,
     message::Messages,
     options::{Scheme, StoreOptions},
     transport::{Connector, TcpConnector},
@@ -71,6 +72,7 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub struct Client {
     commands: mpsc::Sender<Command>,
+    inbox: Arc<Inbox>,
     events: broadcast::Sender<Event>,
 }
 
@@ -79,18 +81,12 @@ pub struct Client {
 /// acknowledgement, and a connection lost right after may still lose it).
 #[derive(Debug)]
 pub struct PublishHandle {
-    id: MessageId,
     done: oneshot::Receiver<Result<(), PublishError>>,
 }
 
 impl PublishHandle {
-    pub(crate) fn new(id: MessageId, done: oneshot::Receiver<Result<(), PublishError>>) -> Self {
-        Self { id, done }
-    }
-
-    /// The message's identity in the session.
-    pub fn id(&self) -> MessageId {
-        self.id
+    pub(crate) fn new(done: oneshot::Receiver<Result<(), PublishError>>) -> Self {
+        Self { done }
     }
 }
 
@@ -150,6 +146,14 @@ impl Client {
         // the application does), so unacknowledged messages are bounded by the broker.
         let config = options.session.clone().manual_ack(true);
         let session = Session::new(config, store)?;
+        let (max_messages, max_bytes) = options.session.queue_limit();
+        let inbox = Arc::new(Inbox::new(
+            max_messages,
+            max_bytes,
+            options.session.max_outgoing_packet_size(),
+            matches!(options.store, StoreOptions::Directory { .. }),
+        ));
+        inbox.set_session_queue(session.queued_messages(), session.queued_bytes());
         let (commands, commands_rx) = mpsc::channel(options.command_capacity);
         let (events, _) = broadcast::channel(256);
         let (messages_tx, messages_rx) = mpsc::unbounded_channel();
@@ -158,6 +162,7 @@ impl Client {
             Arc::new(connector),
             &options,
             commands_rx,
+            Arc::clone(&inbox),
             messages_tx,
             events.clone(),
         );
@@ -166,7 +171,14 @@ impl Client {
             rx: messages_rx,
             manual_ack: options.manual_ack,
         };
-        Ok((Client { commands, events }, messages))
+        Ok((
+            Client {
+                commands,
+                inbox,
+                events,
+            },
+            messages,
+        ))
     }
 
     async fn command<T>(
@@ -184,6 +196,10 @@ impl Client {
     /// Publishes `payload` to `topic`. Returns once the message is queued (and, with a
     /// durable store, committed to it), with a handle that completes when the broker has it.
     ///
+    /// With the memory store this does not wait for the driver at all, so a loop of
+    /// publishes runs at the speed of the connection; with a durable store, publishes made
+    /// concurrently (from several tasks, or futures joined together) share one commit.
+    ///
     /// Refused, with nothing queued, when the queue is at its limits or the topic is invalid.
     pub async fn publish(
         &self,
@@ -193,15 +209,11 @@ impl Client {
         payload: impl Into<Bytes>,
     ) -> Result<PublishHandle, ClientError> {
         let topic = TopicName::new(topic)?;
-        let payload = payload.into();
-        self.command(|reply| Command::Publish {
-            topic,
-            qos,
-            retain,
-            payload,
-            reply,
-        })
-        .await?
+        let (handle, stored) = self.inbox.push(topic, qos, retain, payload.into())?;
+        if let Some(stored) = stored {
+            stored.await.map_err(|_| ClientError::Closed)??;
+        }
+        Ok(handle)
     }
 
     /// Subscribes to `filter` at `qos`; returns the broker's answer (the granted QoS, or

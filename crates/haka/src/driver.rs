@@ -7,8 +7,8 @@
 
 use std::{collections::HashMap, future::Future, sync::Arc};
 
-use bytes::{Bytes, BytesMut};
-use haka_codec::{QoS, SubscribeReturnCode, Subscription, TopicFilter, TopicName};
+use bytes::BytesMut;
+use haka_codec::{QoS, SubscribeReturnCode, Subscription, TopicFilter};
 use haka_session::store::Stage;
 use haka_session::{
     ConnectionState, DisconnectReason, Event as SessionEvent, Incoming, MessageId, ProtocolError,
@@ -23,7 +23,8 @@ use tracing::{debug, info, warn};
 
 use crate::{
     backoff::Attempts,
-    client::{Event, PublishHandle},
+    client::Event,
+    inbox::{Inbox, Outgoing},
     message::{AckOp, Acker, Message},
     transport::{BoxTransport, Connector},
     ClientError, ClientOptions, PublishError, Refusal,
@@ -37,13 +38,6 @@ const COMMAND_BATCH: usize = 256;
 /// A request from a [`Client`](crate::Client).
 #[derive(Debug)]
 pub(crate) enum Command {
-    Publish {
-        topic: TopicName,
-        qos: QoS,
-        retain: bool,
-        payload: Bytes,
-        reply: oneshot::Sender<Result<PublishHandle, ClientError>>,
-    },
     Subscribe {
         subscriptions: Vec<Subscription>,
         reply: oneshot::Sender<Result<Vec<SubscribeReturnCode>, ClientError>>,
@@ -56,13 +50,6 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<(), ClientError>>,
     },
 }
-
-/// A publish accepted in the current batch of commands: answered once the store committed.
-type Accepted = (
-    MessageId,
-    oneshot::Sender<Result<PublishHandle, ClientError>>,
-    PublishHandle,
-);
 
 /// Connections that ended the same way on the same message.
 #[derive(Debug, Default)]
@@ -106,8 +93,8 @@ pub(crate) struct Driver<S: Store> {
     messages: mpsc::UnboundedSender<Message>,
     events: broadcast::Sender<Event>,
 
-    /// Publishes accepted in this batch of commands, answered after the commit.
-    accepted: Vec<Accepted>,
+    /// Where `publish` leaves messages.
+    inbox: Arc<Inbox>,
     completions: HashMap<MessageId, oneshot::Sender<Result<(), PublishError>>>,
     subscribes: HashMap<RequestId, oneshot::Sender<Result<Vec<SubscribeReturnCode>, ClientError>>>,
     unsubscribes: HashMap<RequestId, oneshot::Sender<Result<(), ClientError>>>,
@@ -149,6 +136,7 @@ impl<S: Store> Driver<S> {
         connector: Arc<dyn Connector>,
         options: &ClientOptions,
         commands: mpsc::Receiver<Command>,
+        inbox: Arc<Inbox>,
         messages: mpsc::UnboundedSender<Message>,
         events: broadcast::Sender<Event>,
     ) -> Self {
@@ -162,7 +150,7 @@ impl<S: Store> Driver<S> {
             acks_tx,
             messages,
             events,
-            accepted: Vec::new(),
+            inbox,
             completions: HashMap::new(),
             subscribes: HashMap::new(),
             unsubscribes: HashMap::new(),
@@ -233,12 +221,12 @@ impl<S: Store> Driver<S> {
     async fn serve<F: Future>(&mut self, future: F) -> Option<F::Output> {
         serve_commands(
             future,
+            &self.inbox,
             &mut self.session,
             &mut self.commands,
             &mut self.commands_closed,
             &mut self.acks,
             &mut Batch {
-                accepted: &mut self.accepted,
                 completions: &mut self.completions,
                 subscribes: &mut self.subscribes,
                 unsubscribes: &mut self.unsubscribes,
@@ -271,6 +259,8 @@ impl<S: Store> Driver<S> {
                 self.connection_ended(reason);
                 return;
             }
+            self.inbox
+                .set_session_queue(self.session.queued_messages(), self.session.queued_bytes());
             if out.is_empty() {
                 let now = now();
                 while out.len() < WRITE_BATCH && self.session.poll_transmit(now, &mut out) > 0 {}
@@ -345,6 +335,9 @@ impl<S: Store> Driver<S> {
                         self.session.handle_connection_lost(now());
                     }
                 },
+                () = self.inbox.notified() => {
+                    take_inbox(&self.inbox, &mut self.session, &mut self.completions);
+                }
                 Some(op) = self.acks.recv() => {
                     apply(&mut self.session, op);
                     while let Ok(op) = self.acks.try_recv() {
@@ -363,25 +356,25 @@ impl<S: Store> Driver<S> {
         let Self {
             session,
             commands,
-            accepted,
             completions,
             subscribes,
             unsubscribes,
             stopping,
             requested,
+            inbox,
             ..
         } = self;
         let mut batch = Batch {
-            accepted,
             completions,
             subscribes,
             unsubscribes,
             stopping,
             requested,
         };
+        // What was published before the command goes first (a disconnect flushes it).
+        take_inbox(inbox, session, batch.completions);
         batch.handle(session, first);
         drain(commands, session, &mut batch);
-        batch.answer(session);
     }
 
     /// Hands the session's events to whoever waits for them; the reason, when the
@@ -563,30 +556,14 @@ impl<S: Store> Driver<S> {
         while let Ok(op) = self.acks.try_recv() {
             apply(&mut self.session, op);
         }
+        // Published before the end: stored (and committed below), then answered as closed.
+        self.inbox.close();
+        take_inbox(&self.inbox, &mut self.session, &mut self.completions);
         self.commands.close();
         let mut late = Vec::new();
         while let Ok(command) = self.commands.try_recv() {
             late.push(command);
         }
-        let Self {
-            session,
-            accepted,
-            completions,
-            subscribes,
-            unsubscribes,
-            stopping,
-            requested,
-            ..
-        } = &mut self;
-        Batch {
-            accepted,
-            completions,
-            subscribes,
-            unsubscribes,
-            stopping,
-            requested,
-        }
-        .answer(session);
         let committed = self.session.commit().map_err(|error| {
             warn!(%error, "the final commit failed");
             error.to_string()
@@ -594,9 +571,6 @@ impl<S: Store> Driver<S> {
         for command in late {
             match command {
                 Command::Disconnect { reply } => self.stopping.push(reply),
-                Command::Publish { reply, .. } => {
-                    let _ = reply.send(Err(ClientError::Closed));
-                }
                 Command::Subscribe { reply, .. } => {
                     let _ = reply.send(Err(ClientError::Closed));
                 }
@@ -629,7 +603,6 @@ fn store_error(message: String) -> ClientError {
 
 /// The driver's books for answering commands, borrowed apart from the session.
 struct Batch<'a> {
-    accepted: &'a mut Vec<Accepted>,
     completions: &'a mut HashMap<MessageId, oneshot::Sender<Result<(), PublishError>>>,
     subscribes:
         &'a mut HashMap<RequestId, oneshot::Sender<Result<Vec<SubscribeReturnCode>, ClientError>>>,
@@ -643,9 +616,6 @@ impl Batch<'_> {
         // After `disconnect`, nothing new is taken: what was queued before is what goes out.
         if !self.stopping.is_empty() {
             match command {
-                Command::Publish { reply, .. } => {
-                    let _ = reply.send(Err(ClientError::Closed));
-                }
                 Command::Subscribe { reply, .. } => {
                     let _ = reply.send(Err(ClientError::Closed));
                 }
@@ -657,23 +627,6 @@ impl Batch<'_> {
             return;
         }
         match command {
-            Command::Publish {
-                topic,
-                qos,
-                retain,
-                payload,
-                reply,
-            } => match session.publish(topic, qos, retain, payload) {
-                Ok(id) => {
-                    let (done, handle) = oneshot::channel();
-                    self.completions.insert(id, done);
-                    self.accepted
-                        .push((id, reply, PublishHandle::new(id, handle)));
-                }
-                Err(error) => {
-                    let _ = reply.send(Err(error.into()));
-                }
-            },
             Command::Subscribe {
                 subscriptions,
                 reply,
@@ -700,32 +653,64 @@ impl Batch<'_> {
             Command::Disconnect { reply } => self.stopping.push(reply),
         }
     }
+}
 
-    /// Commits what the batch accepted, then answers the publishers: accepted means
-    /// durable. If the commit fails, the batch's messages are withdrawn and refused.
-    fn answer<S: Store>(&mut self, session: &mut Session<S>) {
-        if self.accepted.is_empty() {
-            return;
+/// Hands every message in the inbox to the session, in order. With a durable store, commits
+/// them together and tells their callers; if the commit fails, they are withdrawn and their
+/// callers told so.
+fn take_inbox<S: Store>(
+    inbox: &Inbox,
+    session: &mut Session<S>,
+    completions: &mut HashMap<MessageId, oneshot::Sender<Result<(), PublishError>>>,
+) {
+    let taken = inbox.take();
+    if taken.is_empty() {
+        return;
+    }
+    let mut stored = Vec::new();
+    for outgoing in taken {
+        let Outgoing {
+            topic,
+            qos,
+            retain,
+            payload,
+            done,
+            stored: waiting,
+        } = outgoing;
+        match session.publish(topic, qos, retain, payload) {
+            Ok(id) => {
+                completions.insert(id, done);
+                if let Some(waiting) = waiting {
+                    stored.push((id, waiting));
+                }
+            }
+            Err(error) => {
+                let _ = done.send(Err(PublishError::NotQueued(error.to_string())));
+                if let Some(waiting) = waiting {
+                    let _ = waiting.send(Err(error.into()));
+                }
+            }
         }
+    }
+    if !stored.is_empty() {
         match session.commit() {
             Ok(()) => {
-                for (_, reply, handle) in self.accepted.drain(..) {
-                    let _ = reply.send(Ok(handle));
+                for (_, waiting) in stored {
+                    let _ = waiting.send(Ok(()));
                 }
             }
             Err(error) => {
                 warn!(%error, "the store could not commit; refusing the batch");
                 let message = error.to_string();
-                for (id, reply, _) in self.accepted.drain(..) {
+                for (id, waiting) in stored {
                     let _ = session.abandon(id);
-                    self.completions.remove(&id);
-                    let error =
-                        haka_session::StoreError::Io(std::io::Error::other(message.clone()));
-                    let _ = reply.send(Err(ClientError::Store(error)));
+                    completions.remove(&id);
+                    let _ = waiting.send(Err(store_error(message.clone())));
                 }
             }
         }
     }
+    inbox.set_session_queue(session.queued_messages(), session.queued_bytes());
 }
 
 /// Takes every command already queued, up to a batch.
@@ -744,8 +729,10 @@ fn drain<S: Store>(
 
 /// Serves commands (offline: they are queued in the session) until `future` completes;
 /// `None` when the client must stop first.
+#[allow(clippy::too_many_arguments)] // the driver's parts, borrowed apart
 async fn serve_commands<S: Store, F: Future>(
     future: F,
+    inbox: &Inbox,
     session: &mut Session<S>,
     commands: &mut mpsc::Receiver<Command>,
     commands_closed: &mut bool,
@@ -761,18 +748,20 @@ async fn serve_commands<S: Store, F: Future>(
             output = &mut future => return Some(output),
             command = commands.recv() => match command {
                 Some(command) => {
+                    take_inbox(inbox, session, batch.completions);
                     batch.handle(session, command);
                     drain(commands, session, batch);
-                    batch.answer(session);
-                    // Offline: nothing to send, but the store commits what was published.
-                    let mut scratch = BytesMut::new();
-                    session.poll_transmit(now(), &mut scratch);
                 }
                 None => *commands_closed = true,
             },
             Some(op) = acks.recv() => {
                 apply(session, op);
                 // Offline too, a QoS 2 message taken is recorded durably at once.
+                let _ = session.commit();
+            }
+            () = inbox.notified() => {
+                // Offline publishing: stored now, sent on the next connection.
+                take_inbox(inbox, session, batch.completions);
                 let _ = session.commit();
             }
         }

@@ -49,6 +49,9 @@ pub enum PublishError {
         /// How many connections it failed on.
         failures: u32,
     },
+    /// The session did not take the message (its store failed): it was not queued.
+    #[error("the message was not queued: {0}")]
+    NotQueued(String),
     /// The client stopped before the message completed. With a durable store the message is
     /// still stored and is sent by the next client opened on it.
     #[error("the client stopped before the message completed")]

@@ -76,6 +76,7 @@ mod backoff;
 mod client;
 mod driver;
 mod error;
+mod inbox;
 mod message;
 mod options;
 mod transport;
