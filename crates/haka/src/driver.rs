@@ -1,9 +1,10 @@
 //! The driver: the one task that owns the session and the transport.
 //!
-//! It never awaits application code: commands arrive on a channel and are answered through
-//! one-shot channels, received messages leave on an unbounded channel (bounded in practice by
-//! the broker's in-flight window, since they are acknowledged only when the application takes
-//! them), and connection events on a broadcast channel that drops for laggards.
+//! It never awaits application code: published messages arrive through the inbox and other
+//! commands on a channel, both answered through one-shot channels; received messages leave on
+//! an unbounded channel (QoS 1 and 2 bounded in practice by the broker's in-flight window,
+//! since they are acknowledged only when the application takes them), and connection events
+//! on a broadcast channel that drops for laggards.
 
 use std::{collections::HashMap, future::Future, sync::Arc};
 
