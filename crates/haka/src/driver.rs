@@ -442,7 +442,9 @@ impl<S: Store> Driver<S> {
     }
 
     fn made_progress(&mut self) {
-        if !self.progress {
+        // Before CONNACK nothing counts: QoS 0 messages pipelined behind CONNECT "complete"
+        // when written, even to a transport the broker resets at once.
+        if self.connacked && !self.progress {
             self.progress = true;
             self.attempts.reset();
         }
