@@ -73,4 +73,6 @@ pub use error::{DisconnectReason, ProtocolError, QueueLimit, SessionError};
 pub use event::{AckToken, Event, Incoming};
 pub use message_id::MessageId;
 pub use session::{ConnectionState, RequestId, Session};
-pub use store::{Durability, FileStore, FileStoreOptions, MemoryStore, Store, StoreError};
+pub use store::{
+    Durability, EphemeralStore, FileStore, FileStoreOptions, MemoryStore, Store, StoreError,
+};

@@ -11,7 +11,7 @@ use std::{
 use bytes::Bytes;
 use haka_codec::{QoS, SubscribeReturnCode, Subscription, TopicFilter, TopicName};
 use haka_session::{
-    store::FileStoreOptions, DisconnectReason, FileStore, MemoryStore, MessageId, Session, Store,
+    store::FileStoreOptions, DisconnectReason, EphemeralStore, FileStore, MessageId, Session, Store,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -124,7 +124,9 @@ impl Client {
         connector: impl Connector,
     ) -> Result<(Client, Messages), ClientError> {
         match options.store.clone() {
-            StoreOptions::Memory => Self::spawn(options, connector, MemoryStore::new()),
+            // The session keeps its queue in memory across reconnects; nothing resumes from
+            // the store, so it need not keep a copy.
+            StoreOptions::Memory => Self::spawn(options, connector, EphemeralStore),
             StoreOptions::Directory { path, durability } => {
                 let store = tokio::task::spawn_blocking(move || {
                     FileStore::open(path, FileStoreOptions::new().durability(durability))

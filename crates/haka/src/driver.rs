@@ -6,7 +6,12 @@
 //! since they are acknowledged only when the application takes them), and connection events
 //! on a broadcast channel that drops for laggards.
 
-use std::{collections::HashMap, future::Future, sync::Arc};
+use std::{
+    collections::HashMap,
+    future::Future,
+    hash::{BuildHasherDefault, Hasher},
+    sync::Arc,
+};
 
 use bytes::BytesMut;
 use haka_codec::{QoS, SubscribeReturnCode, Subscription, TopicFilter};
@@ -52,6 +57,31 @@ pub(crate) enum Command {
     },
 }
 
+/// A hasher for message identities, which are sequential numbers: one multiplication
+/// spreads them over the word (SipHash's resistance to chosen keys buys nothing here).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Handles of the messages in flight, by identity.
+type Completions =
+    HashMap<MessageId, oneshot::Sender<Result<(), PublishError>>, BuildHasherDefault<IdHasher>>;
+
 /// Connections that ended the same way on the same message.
 #[derive(Debug, Default)]
 struct Failures {
@@ -96,7 +126,7 @@ pub(crate) struct Driver<S: Store> {
 
     /// Where `publish` leaves messages.
     inbox: Arc<Inbox>,
-    completions: HashMap<MessageId, oneshot::Sender<Result<(), PublishError>>>,
+    completions: Completions,
     subscribes: HashMap<RequestId, oneshot::Sender<Result<Vec<SubscribeReturnCode>, ClientError>>>,
     unsubscribes: HashMap<RequestId, oneshot::Sender<Result<(), ClientError>>>,
     /// `disconnect` was called: these wait for the end.
@@ -152,7 +182,7 @@ impl<S: Store> Driver<S> {
             messages,
             events,
             inbox,
-            completions: HashMap::new(),
+            completions: Completions::default(),
             subscribes: HashMap::new(),
             unsubscribes: HashMap::new(),
             stopping: Vec::new(),
@@ -606,7 +636,7 @@ fn store_error(message: String) -> ClientError {
 
 /// The driver's books for answering commands, borrowed apart from the session.
 struct Batch<'a> {
-    completions: &'a mut HashMap<MessageId, oneshot::Sender<Result<(), PublishError>>>,
+    completions: &'a mut Completions,
     subscribes:
         &'a mut HashMap<RequestId, oneshot::Sender<Result<Vec<SubscribeReturnCode>, ClientError>>>,
     unsubscribes: &'a mut HashMap<RequestId, oneshot::Sender<Result<(), ClientError>>>,
@@ -661,11 +691,7 @@ impl Batch<'_> {
 /// Hands every message in the inbox to the session, in order. With a durable store, commits
 /// them together and tells their callers; if the commit fails, they are withdrawn and their
 /// callers told so.
-fn take_inbox<S: Store>(
-    inbox: &Inbox,
-    session: &mut Session<S>,
-    completions: &mut HashMap<MessageId, oneshot::Sender<Result<(), PublishError>>>,
-) {
+fn take_inbox<S: Store>(inbox: &Inbox, session: &mut Session<S>, completions: &mut Completions) {
     let taken = inbox.take();
     if taken.is_empty() {
         return;

@@ -14,6 +14,7 @@
 //!
 //! QoS 0 messages and subscription requests are not stored: they do not survive a restart.
 
+mod ephemeral;
 mod file;
 mod memory;
 mod state;
@@ -23,6 +24,7 @@ use std::io;
 use bytes::Bytes;
 use haka_codec::{PacketId, QoS, TopicName};
 
+pub use ephemeral::EphemeralStore;
 pub use file::{Durability, FileStore, FileStoreOptions};
 pub use memory::MemoryStore;
 
@@ -88,8 +90,10 @@ pub struct Recovered {
 /// [`Store::assign`] only for a message that is [`Stage::Queued`]); an implementation may
 /// return [`StoreError::Invalid`] for an invalid one rather than trust it.
 ///
-/// Implementations: [`MemoryStore`] (survives reconnects, not restarts) and [`FileStore`]
-/// (an append-only, checksummed log on disk that survives restarts and crashes).
+/// Implementations: [`EphemeralStore`] (keeps nothing: the session's own memory is enough
+/// for reconnects), [`MemoryStore`] (a new session value can resume from it, within the
+/// process) and [`FileStore`] (an append-only, checksummed log on disk that survives
+/// restarts and crashes).
 pub trait Store {
     /// Everything the store holds, for a session starting on it. Called once, before any
     /// other method.
