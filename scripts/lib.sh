@@ -60,6 +60,16 @@ ensure_paho() {
   export HAKA_PYTHON
 }
 
+# cmake, which the bench package's optional `paho` feature needs to build Paho C (CI builds
+# every feature), from Debian's packages when missing.
+ensure_cmake() {
+  if ! command -v cmake >/dev/null 2>&1; then
+    echo "==> installing cmake (Debian package)" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake >/dev/null
+  fi
+}
+
 ensure_cargo() {
   if ! command -v cargo >/dev/null 2>&1; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then

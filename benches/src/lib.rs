@@ -12,6 +12,13 @@
 //! let wire = encode(&publish(PayloadSize::B16.bytes()).into());
 //! assert_eq!(wire.len(), PayloadSize::B16.packet_len());
 //! ```
+//!
+//! The client benchmark (`--bin clients`) also takes from here its [`ack_server`], the
+//! server that acknowledges without routing anything, and the hand-written MQTT of its
+//! reference peers ([`wire`]).
+
+pub mod ack_server;
+pub mod wire;
 
 use bytes::{Bytes, BytesMut};
 use haka_codec::{
