@@ -16,6 +16,10 @@
 //! - the mixed stream: the whole stream is decoded packet after packet, each packet dropped
 //!   right after it is decoded, as a client would.
 //!
+//! haka is measured three ways when decoding: `haka` (`Codec::decode` from a `BytesMut`),
+//! `haka_bytes` (`Codec::decode_bytes` from a shared `Bytes`) and `haka_ref` (`Codec::decode_ref`,
+//! a packet borrowing the input, like mqttrs's).
+//!
 //! Run with `cargo bench -p haka-benches --bench codec`; `cargo test -p haka-benches --benches`
 //! runs every routine once, with the checks, as a smoke test.
 
@@ -30,7 +34,7 @@ use criterion::{
     Throughput,
 };
 use haka_benches::{self as input, PayloadSize};
-use haka_codec::{Codec, Packet, DEFAULT_MAX_INCOMING_PACKET_SIZE};
+use haka_codec::{Codec, Packet, PacketRef, DEFAULT_MAX_INCOMING_PACKET_SIZE};
 use mqtt::{Decodable as _, Encodable as _};
 use rumqttc::mqttbytes::{v4 as rumqtt, QoS as RumqttQoS};
 
@@ -64,6 +68,18 @@ struct PublishView {
 
 fn haka_publish_view(packet: &Packet) -> PublishView {
     let Packet::Publish(p) = packet else {
+        panic!("haka decoded {packet:?}, not a PUBLISH")
+    };
+    PublishView {
+        topic: p.topic.to_string(),
+        qos: p.qos() as u8,
+        packet_id: p.packet_id().map(|id| id.get()),
+        payload: p.payload.to_vec(),
+    }
+}
+
+fn haka_ref_publish_view(packet: &PacketRef<'_>) -> PublishView {
+    let PacketRef::Publish(p) = packet else {
         panic!("haka decoded {packet:?}, not a PUBLISH")
     };
     PublishView {
@@ -147,6 +163,22 @@ impl StreamView {
             Packet::PubComp(p) => self.add(ty, Some(p.packet_id.get()), None),
             Packet::SubAck(p) => self.add(ty, Some(p.packet_id.get()), None),
             Packet::PingResp => self.add(ty, None, None),
+            other => panic!("not in the mixed stream: {other:?}"),
+        }
+    }
+
+    fn haka_ref(&mut self, packet: &PacketRef<'_>) {
+        let ty = packet.packet_type() as u8;
+        match packet {
+            PacketRef::Publish(p) => {
+                self.add(ty, p.packet_id().map(|id| id.get()), Some(p.payload.len()))
+            }
+            PacketRef::PubAck(p) => self.add(ty, Some(p.packet_id.get()), None),
+            PacketRef::PubRec(p) => self.add(ty, Some(p.packet_id.get()), None),
+            PacketRef::PubRel(p) => self.add(ty, Some(p.packet_id.get()), None),
+            PacketRef::PubComp(p) => self.add(ty, Some(p.packet_id.get()), None),
+            PacketRef::SubAck(p) => self.add(ty, Some(p.packet_id.get()), None),
+            PacketRef::PingResp => self.add(ty, None, None),
             other => panic!("not in the mixed stream: {other:?}"),
         }
     }
@@ -321,6 +353,12 @@ fn decode_haka_bytes(codec: &Codec, wire: &Bytes) -> Packet {
     packet
 }
 
+fn decode_haka_ref<'a>(codec: &Codec, wire: &'a [u8]) -> PacketRef<'a> {
+    let (packet, used) = codec.decode_ref(wire).expect("valid").expect("whole");
+    assert_eq!(used, wire.len());
+    packet
+}
+
 fn decode_rumqttc(wire: &Bytes) -> rumqtt::Packet {
     let mut buf = BytesMut::from(&wire[..]);
     let packet = rumqtt::Packet::read(&mut buf, RUMQTT_MAX).expect("valid");
@@ -361,6 +399,10 @@ fn bench_decode_one(group: &mut BenchmarkGroup<'_, WallTime>, wire: &Bytes) {
             },
             size,
         );
+    });
+    group.bench_function("haka_ref", |b| {
+        // Like mqttrs below: the packet borrows the input, which needs no setup.
+        b.iter_batched(|| (), |()| codec.decode_ref(black_box(&wire[..])), size);
     });
     group.bench_function("rumqttc", |b| {
         b.iter_batched_ref(
@@ -415,6 +457,10 @@ fn decode_publish(c: &mut Criterion) {
             haka_publish_view(&decode_haka_bytes(&codec, &wire)),
             expected
         );
+        assert_eq!(
+            haka_ref_publish_view(&decode_haka_ref(&codec, &wire)),
+            expected
+        );
         assert_eq!(rumqttc_publish_view(&decode_rumqttc(&wire)), expected);
         assert_eq!(mqttrs_publish_view(&decode_mqttrs(&wire)), expected);
         assert_eq!(
@@ -436,6 +482,10 @@ fn decode_puback(c: &mut Criterion) {
     for packet in [decode_haka(&codec, &wire), decode_haka_bytes(&codec, &wire)] {
         assert!(matches!(packet, Packet::PubAck(p) if p.packet_id.get() == id));
     }
+    assert!(matches!(
+        decode_haka_ref(&codec, &wire),
+        PacketRef::PubAck(p) if p.packet_id.get() == id
+    ));
     assert!(matches!(decode_rumqttc(&wire), rumqtt::Packet::PubAck(p) if p.pkid == id));
     assert!(matches!(decode_mqttrs(&wire), mqttrs::Packet::Puback(p) if p.get() == id));
     assert!(matches!(
@@ -480,6 +530,21 @@ fn decode_connect(c: &mut Criterion) {
         );
         assert_eq!(view, expected);
     }
+    let PacketRef::Connect(p) = decode_haka_ref(&codec, &wire) else {
+        panic!("not a CONNECT")
+    };
+    assert!(p.will().is_none());
+    let login = p.login();
+    let view: ConnectView = (
+        p.client_id().to_string(),
+        p.clean_session(),
+        p.keep_alive(),
+        login.map(|l| l.username.to_string()),
+        login
+            .and_then(|l| l.password)
+            .map(|pw| pw.expose().to_vec()),
+    );
+    assert_eq!(view, expected);
     let rumqtt::Packet::Connect(p) = decode_rumqttc(&wire) else {
         panic!("not a CONNECT")
     };
@@ -546,6 +611,14 @@ fn decode_subscribe(c: &mut Criterion) {
             .collect();
         assert_eq!((p.packet_id.get(), filters), expected);
     }
+    let PacketRef::Subscribe(p) = decode_haka_ref(&codec, &wire) else {
+        panic!("not a SUBSCRIBE")
+    };
+    let filters = p
+        .subscriptions()
+        .map(|s| (s.filter.to_string(), s.qos as u8))
+        .collect();
+    assert_eq!((p.packet_id.get(), filters), expected);
     let rumqtt::Packet::Subscribe(p) = decode_rumqttc(&wire) else {
         panic!("not a SUBSCRIBE")
     };
@@ -600,6 +673,16 @@ fn decode_stream(c: &mut Criterion) {
             black_box(packet);
         }
     };
+    let haka_ref = |mut rest: &[u8], mut on: Option<&mut StreamView>| {
+        while let Some((packet, used)) = codec.decode_ref(rest).expect("valid") {
+            if let Some(view) = on.as_deref_mut() {
+                view.haka_ref(&packet);
+            }
+            black_box(packet);
+            rest = &rest[used..];
+        }
+        assert!(rest.is_empty());
+    };
     let rumqttc = |buf: &mut BytesMut, mut on: Option<&mut StreamView>| {
         while !buf.is_empty() {
             let packet = rumqtt::Packet::read(buf, RUMQTT_MAX).expect("valid");
@@ -641,6 +724,7 @@ fn decode_stream(c: &mut Criterion) {
         assert!(buf.is_empty());
     });
     check("haka_bytes", &|v| haka_bytes(wire.clone(), Some(v)));
+    check("haka_ref", &|v| haka_ref(&wire, Some(v)));
     check("rumqttc", &|v| {
         let mut buf = BytesMut::from(&wire[..]);
         rumqttc(&mut buf, Some(v));
@@ -657,6 +741,7 @@ fn decode_stream(c: &mut Criterion) {
     group.bench_function("haka_bytes", |b| {
         b.iter(|| haka_bytes(black_box(&wire).clone(), None));
     });
+    group.bench_function("haka_ref", |b| b.iter(|| haka_ref(black_box(&wire), None)));
     group.bench_function("rumqttc", |b| {
         b.iter_batched_ref(|| BytesMut::from(&wire[..]), |buf| rumqttc(buf, None), size);
     });

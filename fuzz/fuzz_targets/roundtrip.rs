@@ -13,11 +13,18 @@ fuzz_target!(|input: (Vec<Packet>, u16)| {
     let mut wire = BytesMut::new();
     for packet in &packets {
         let before = wire.len();
-        codec.encode(packet, &mut wire).expect("a valid packet encodes");
-        assert_eq!(wire.len() - before, codec.encoded_len(packet).expect("a length"));
+        codec
+            .encode(packet, &mut wire)
+            .expect("a valid packet encodes");
+        assert_eq!(
+            wire.len() - before,
+            codec.encoded_len(packet).expect("a length")
+        );
         if let Packet::Publish(publish) = packet {
             let mut head = BytesMut::new();
-            codec.encode_publish_head(publish, &mut head).expect("a head");
+            codec
+                .encode_publish_head(publish, &mut head)
+                .expect("a head");
             head.extend_from_slice(&publish.payload);
             assert_eq!(head[..], wire[before..]);
         }

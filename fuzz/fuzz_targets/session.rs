@@ -18,7 +18,10 @@ use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
 enum Op {
-    Publish { qos: QoS, len: u8 },
+    Publish {
+        qos: QoS,
+        len: u8,
+    },
     Subscribe(QoS),
     Unsubscribe,
     Connected,
@@ -142,7 +145,10 @@ fn observe(event: Event, accepted: &mut HashSet<MessageId>, tokens: &mut Vec<Ack
     match event {
         Event::PublishCompleted { id, qos } => {
             if qos != QoS::AtMostOnce {
-                assert!(accepted.remove(&id), "completed twice or never accepted: {id:?}");
+                assert!(
+                    accepted.remove(&id),
+                    "completed twice or never accepted: {id:?}"
+                );
             }
         }
         Event::Message(incoming) => tokens.extend(incoming.ack),

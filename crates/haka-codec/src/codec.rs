@@ -4,7 +4,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::{
     frame::{remaining_length_len, write_fixed_header, MAX_REMAINING_LENGTH},
-    DecodeError, EncodeError, FixedHeader, Packet, Publish,
+    DecodeError, EncodeError, FixedHeader, Packet, PacketRef, PacketType, Publish, PublishRef,
 };
 
 /// The largest packet MQTT 3.1.1 can express: a five-byte fixed header and the largest
@@ -147,6 +147,53 @@ impl Codec {
         Packet::parse(header, frame).map(Some)
     }
 
+    /// Decodes the packet at the start of `src` without copying or sharing anything: the
+    /// packet borrows `src`. Returns it with the number of bytes it took, so the next packet
+    /// starts at `src[used..]`.
+    ///
+    /// Framing comes first, as in [`Codec::decode`]: `Ok(None)` when `src` does not yet hold
+    /// the whole packet, and the incoming size limit is checked against the fixed header
+    /// before any body is looked at. The body is then parsed from exactly `remaining_length`
+    /// bytes by the same parser as the owned decode, so the same input gives the same packet
+    /// or the same [`DecodeError`]. Nothing is allocated, whatever the packet.
+    ///
+    /// Choose it when a packet is handled before the next read reuses the buffer (a broker
+    /// routing a PUBLISH, a proxy, a filter); [`PacketRef::to_owned_in`] keeps one for later.
+    ///
+    /// ```
+    /// use haka_codec::{Codec, PacketRef};
+    ///
+    /// let codec = Codec::new();
+    /// // Two PUBLISHes to "t" at QoS 0, the second one cut short.
+    /// let wire = [0x30, 0x04, 0x00, 0x01, b't', b'1', 0x30, 0x04, 0x00];
+    /// let mut rest = &wire[..];
+    /// while let Some((packet, used)) = codec.decode_ref(rest)? {
+    ///     let PacketRef::Publish(publish) = packet else { panic!("a PUBLISH") };
+    ///     assert_eq!((publish.topic.as_str(), publish.payload), ("t", &b"1"[..]));
+    ///     rest = &rest[used..];
+    /// }
+    /// assert_eq!(rest.len(), 3); // the incomplete packet: read more, then decode again
+    /// # Ok::<(), haka_codec::DecodeError>(())
+    /// ```
+    #[inline]
+    pub fn decode_ref<'a>(
+        &self,
+        src: &'a [u8],
+    ) -> Result<Option<(PacketRef<'a>, usize)>, DecodeError> {
+        let Some(header) = FixedHeader::parse(src, self.max_incoming_packet_size)? else {
+            return Ok(None);
+        };
+        let Some(body) = src.get(header.header_len..header.packet_len()) else {
+            return Ok(None);
+        };
+        // PUBLISH, the hot path, gets its own function, without the dispatch; each of the two
+        // writes its result where the caller wants it.
+        if header.packet_type == PacketType::Publish {
+            return decode_publish_ref(header.flags, body, header.packet_len());
+        }
+        decode_other_ref(header, body)
+    }
+
     /// Size of `packet` on the wire, or why it cannot be encoded.
     pub fn encoded_len(&self, packet: &Packet) -> Result<usize, EncodeError> {
         check_encodable(packet)?;
@@ -174,9 +221,11 @@ impl Codec {
     /// borrowed PUBLISH: a queue can send the message it keeps without moving it out.
     #[inline]
     pub fn encode_publish(&self, publish: &Publish, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        let body_len = publish.body_len();
-        dst.reserve(self.checked_packet_len(body_len)?);
-        publish.write_head(dst, body_len);
+        // What the head needs is worked out once, the room for the whole packet is reserved
+        // once, and then come the head (built in registers), the topic and the payload.
+        let head = publish.head();
+        dst.reserve(self.checked_packet_len(head.body_len)?);
+        publish.write_head(dst, &head);
         dst.extend_from_slice(&publish.payload);
         Ok(())
     }
@@ -209,12 +258,12 @@ impl Codec {
         publish: &Publish,
         dst: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        let body_len = publish.body_len();
-        self.checked_packet_len(body_len)?;
+        let head = publish.head();
+        self.checked_packet_len(head.body_len)?;
         // Room for the head only: the payload is not copied into `dst`, so a head buffer
         // reused across packets stays as small as the largest head.
-        dst.reserve(1 + remaining_length_len(body_len) + publish.variable_header_len());
-        publish.write_head(dst, body_len);
+        dst.reserve(head.fixed_header_len() + publish.variable_header_len());
+        publish.write_head(dst, &head);
         Ok(())
     }
 
@@ -235,6 +284,32 @@ impl Codec {
             });
         }
         Ok(packet_len)
+    }
+}
+
+/// The body of a PUBLISH with fixed-header flags `flags`, for [`Codec::decode_ref`]; the
+/// packet takes `used` bytes. Inlined into [`Codec::decode_ref`]: the hot path pays no call.
+#[inline(always)]
+fn decode_publish_ref(
+    flags: u8,
+    body: &[u8],
+    used: usize,
+) -> Result<Option<(PacketRef<'_>, usize)>, DecodeError> {
+    match PublishRef::parse(flags, body) {
+        Ok(publish) => Ok(Some((PacketRef::Publish(publish), used))),
+        Err(e) => Err(e),
+    }
+}
+
+/// The body of any other packet, for [`Codec::decode_ref`].
+#[inline(never)]
+fn decode_other_ref(
+    header: FixedHeader,
+    body: &[u8],
+) -> Result<Option<(PacketRef<'_>, usize)>, DecodeError> {
+    match PacketRef::parse(header, body) {
+        Ok(packet) => Ok(Some((packet, header.packet_len()))),
+        Err(e) => Err(e),
     }
 }
 

@@ -73,7 +73,8 @@ impl PacketType {
     /// The flag bits that the specification fixes for this type; PUBLISH has none fixed.
     ///
     /// [MQTT-2.2.2-1] Where a flag bit is marked as "Reserved" in Table 2.2 - Flag Bits, it is
-    /// reserved for future use and MUST be set to the value listed in that table.
+    /// reserved for future use and MUST be set to the value listed in that table. The fixed
+    /// header parser checks them through [`ALLOWED_FLAGS`], built from this.
     pub(crate) const fn fixed_flags(self) -> Option<u8> {
         match self {
             Self::Publish => None,
@@ -119,20 +120,20 @@ impl FixedHeader {
     /// assert_eq!(header.remaining_length, 128);
     /// assert_eq!(FixedHeader::parse(&[0x30, 0x80], 1024), Ok(None));
     /// ```
-    #[inline]
+    #[inline(always)] // Every decoder's first step: a few instructions, worth no call.
     pub fn parse(src: &[u8], max_packet_size: usize) -> Result<Option<Self>, DecodeError> {
         let Some(&first) = src.first() else {
             return Ok(None);
         };
-        let packet_type = PacketType::from_u8(first >> 4)?;
-        let flags = first & 0x0f;
-        if let Some(fixed) = packet_type.fixed_flags() {
-            // [MQTT-2.2.2-2] If invalid flags are received, the receiver MUST close the
-            // Network Connection.
-            if flags != fixed {
-                return Err(DecodeError::InvalidFlags { packet_type, flags });
-            }
+        let (ty, flags) = (first >> 4, first & 0x0f);
+        // One lookup checks the type and its flags; which rule was broken is worked out only
+        // when one was.
+        if ALLOWED_FLAGS[usize::from(ty)] & (1 << flags) == 0 {
+            return Err(invalid_first_byte(first));
         }
+        let Ok(packet_type) = PacketType::from_u8(ty) else {
+            return Err(invalid_first_byte(first));
+        };
         let mut remaining_length = 0usize;
         for (i, &byte) in src[1..].iter().take(4).enumerate() {
             remaining_length |= usize::from(byte & 0x7f) << (7 * i);
@@ -160,6 +161,39 @@ impl FixedHeader {
     }
 }
 
+/// For each packet type (the high nibble of the first byte), one bit per value of the flags
+/// (the low nibble) that the type allows: none for the reserved types 0 and 15, all for
+/// PUBLISH (whose flags [`Publish`](crate::Publish) checks), and the one value of table 2.2
+/// for every other type.
+const ALLOWED_FLAGS: [u16; 16] = {
+    let mut allowed = [0u16; 16];
+    let mut ty = 1;
+    while ty < 15 {
+        allowed[ty] = match PacketType::from_u8(ty as u8) {
+            Ok(packet_type) => match packet_type.fixed_flags() {
+                Some(fixed) => 1 << fixed,
+                None => u16::MAX,
+            },
+            Err(_) => 0,
+        };
+        ty += 1;
+    }
+    allowed
+};
+
+/// Why `first`, whose type or flags [`ALLOWED_FLAGS`] refuses, is not the first byte of a
+/// fixed header.
+#[cold]
+fn invalid_first_byte(first: u8) -> DecodeError {
+    let (ty, flags) = (first >> 4, first & 0x0f);
+    match PacketType::from_u8(ty) {
+        // [MQTT-2.2.2-2] If invalid flags are received, the receiver MUST close the Network
+        // Connection.
+        Ok(packet_type) => DecodeError::InvalidFlags { packet_type, flags },
+        Err(e) => e,
+    }
+}
+
 /// Number of bytes the remaining length `len` takes on the wire: 1 to 4.
 #[inline]
 pub(crate) const fn remaining_length_len(len: usize) -> usize {
@@ -172,27 +206,25 @@ pub(crate) const fn remaining_length_len(len: usize) -> usize {
 }
 
 /// Writes a fixed header; `remaining_length` must not exceed [`MAX_REMAINING_LENGTH`].
-#[inline]
+///
+/// The header of a packet under 16 KiB is built in a register and written whole. Building it
+/// in a byte array one byte at a time and copying that out would make the processor wait:
+/// a wide load of bytes just stored one by one cannot be served from the store buffer.
+#[inline(always)]
 pub(crate) fn write_fixed_header(dst: &mut impl BufMut, first_byte: u8, remaining_length: usize) {
-    let mut buf = [0u8; 5];
-    let n = encode_fixed_header(&mut buf, first_byte, remaining_length);
-    put_short(dst, &buf, n);
-}
-
-/// Writes `buf[..n]`. Copies of a length known at compile time are inlined, while a copy of a
-/// length known only at run time is a call to `memmove`: dearer than the 2 to 7 bytes of a
-/// header are worth. So each possible length gets its own constant-length copy.
-#[inline]
-pub(crate) fn put_short<const N: usize>(dst: &mut impl BufMut, buf: &[u8; N], n: usize) {
-    match n {
-        0 => {}
-        1 => dst.put_slice(&buf[..1]),
-        2 => dst.put_slice(&buf[..2]),
-        3 => dst.put_slice(&buf[..3]),
-        4 => dst.put_slice(&buf[..4]),
-        5 => dst.put_slice(&buf[..5]),
-        6 => dst.put_slice(&buf[..6]),
-        _ => dst.put_slice(&buf[..n]),
+    match remaining_length {
+        0..=0x7f => dst.put_u16(u16::from(first_byte) << 8 | remaining_length as u16),
+        0x80..=0x3fff => {
+            dst.put_u8(first_byte);
+            dst.put_u16(
+                (remaining_length as u16 & 0x7f | 0x80) << 8 | (remaining_length >> 7) as u16,
+            );
+        }
+        _ => {
+            let mut buf = [0u8; 5];
+            let n = encode_fixed_header(&mut buf, first_byte, remaining_length);
+            dst.put_slice(&buf[..n]);
+        }
     }
 }
 

@@ -34,15 +34,16 @@
 //!
 //! # Design
 //!
-//! - **Frame first, then parse.** [`Codec::decode`] parses only the fixed header
-//!   incrementally. It returns `Ok(None)` (never an error) until the whole packet is
+//! - **Frame first, then parse.** [`Codec::decode`] (and [`Codec::decode_ref`]) parses only the
+//!   fixed header incrementally. It returns `Ok(None)` (never an error) until the whole packet is
 //!   buffered, then parses the body, with [`nom`], from exactly `remaining_length` bytes;
 //!   bytes left over inside a packet are an error.
 //! - **Bounded.** The incoming size limit is checked against the fixed header before the body
 //!   is waited for: a forged remaining length (up to 268,435,455) is refused without
 //!   reserving or allocating anything.
 //! - **Zero-copy.** Strings, topics and payloads are [`bytes::Bytes`] slices of the received
-//!   frame. Decoding a PUBLISH allocates nothing.
+//!   frame. Decoding a PUBLISH allocates nothing; the borrowed decode allocates nothing for any
+//!   packet.
 //! - **Parse, don't validate.** [`PacketId`] is never 0, [`QoS`] never 3, a [`TopicName`]
 //!   never holds a wildcard, a [`TopicFilter`] holds them only where allowed, an
 //!   [`MqttString`] is well-formed UTF-8 without U+0000 and at most 65,535 bytes. Packets are
@@ -53,6 +54,57 @@
 //! - **Ready for MQTT 5.0.** [`Packet`], the packet structs and the return-code enums are
 //!   `#[non_exhaustive]`, so properties, reason codes and AUTH can be added without breaking
 //!   this API.
+//!
+//! # Owned or borrowed decoding
+//!
+//! Two decoders share one parser, and accept and refuse exactly the same bytes with the same
+//! [`DecodeError`]s:
+//!
+//! - [`Codec::decode`] and [`Codec::decode_bytes`] return an owned [`Packet`]. Its strings and
+//!   payload are [`bytes::Bytes`] slices of the frame: no copy, but reference counts to update,
+//!   a `Vec` for the lists of SUBSCRIBE, UNSUBSCRIBE and SUBACK and a `Box` for CONNECT. Keep
+//!   it as long as you like; this is what a client's session holds on to.
+//! - [`Codec::decode_ref`] returns a [`PacketRef`] borrowing the input, with the bytes it used.
+//!   Its strings are borrowed newtypes ([`TopicNameRef`], [`MqttStrRef`], ...) that carry what
+//!   was checked and dereference to `str`; lists were checked when parsed and are read by
+//!   iterators. Decoding one allocates nothing and touches no reference count, whatever the
+//!   packet: choose it where a packet is handled before the buffer is reused (a broker routing
+//!   a PUBLISH, a proxy, a logger). [`PacketRef::to_owned_in`] keeps one for later.
+//!
+//! ```
+//! use bytes::{Bytes, BytesMut};
+//! use haka_codec::{Codec, Delivery, Packet, PacketRef, Publish, TopicName};
+//!
+//! let codec = Codec::new();
+//! let mut wire = BytesMut::new();
+//! for payload in ["1", "2"] {
+//!     let publish = Publish::new(TopicName::new("a/b")?, Delivery::AtMostOnce, payload);
+//!     codec.encode_publish(&publish, &mut wire)?;
+//! }
+//! let wire: Bytes = wire.freeze();
+//!
+//! // Borrowed: look at each packet where it lies.
+//! let mut rest = &wire[..];
+//! let mut kept = Vec::new();
+//! while let Some((packet, used)) = codec.decode_ref(rest)? {
+//!     if let PacketRef::Publish(publish) = packet {
+//!         assert_eq!(publish.topic, "a/b");
+//!         if publish.payload == b"2" {
+//!             // Keep this one: a slice of `wire`, not a copy.
+//!             kept.push(packet.to_owned_in(&wire.slice_ref(&rest[..used])));
+//!         }
+//!     }
+//!     rest = &rest[used..];
+//! }
+//!
+//! // Owned: the same packets, the same checks.
+//! let mut src = wire.clone();
+//! let first = codec.decode_bytes(&mut src)?;
+//! let second = codec.decode_bytes(&mut src)?;
+//! assert!(matches!(first, Some(Packet::Publish(_))));
+//! assert_eq!(second.as_ref(), kept.first());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Features
 //!
@@ -68,6 +120,7 @@ mod packet;
 mod packet_id;
 mod primitive;
 mod qos;
+mod scan;
 mod string;
 mod topic;
 
@@ -77,14 +130,17 @@ pub use codec::{Codec, DEFAULT_MAX_INCOMING_PACKET_SIZE, MAX_PACKET_SIZE};
 pub use error::{DecodeError, EncodeError, ValueError};
 pub use frame::{FixedHeader, PacketType, MAX_REMAINING_LENGTH};
 pub use packet::{
-    ConnAck, Connect, ConnectReturnCode, Delivery, Disconnect, LastWill, Login, Packet, PubAck,
-    PubComp, PubRec, PubRel, Publish, SubAck, Subscribe, SubscribeReturnCode, Subscription,
-    UnsubAck, Unsubscribe,
+    ConnAck, Connect, ConnectRef, ConnectReturnCode, Delivery, Disconnect, Filters, LastWill,
+    LastWillRef, Login, LoginRef, Packet, PacketRef, PubAck, PubComp, PubRec, PubRel, Publish,
+    PublishRef, ReturnCodes, SubAck, SubAckRef, Subscribe, SubscribeRef, SubscribeReturnCode,
+    Subscription, SubscriptionRef, Subscriptions, UnsubAck, Unsubscribe, UnsubscribeRef,
 };
 pub use packet_id::PacketId;
 pub use qos::QoS;
-pub use string::{BinaryData, MqttString, Password, MAX_FIELD_LEN};
-pub use topic::{TopicFilter, TopicName};
+pub use string::{
+    BinaryData, BinaryDataRef, MqttStrRef, MqttString, Password, PasswordRef, MAX_FIELD_LEN,
+};
+pub use topic::{TopicFilter, TopicFilterRef, TopicName, TopicNameRef};
 
 #[cfg(feature = "arbitrary")]
 pub use arbitrary;

@@ -1,17 +1,14 @@
 //! The data representations of section 1.5, as nom parsers over a packet body and as writers.
 //!
-//! Parsers work on `&[u8]` slices of the body; whatever they return that outlives the parse
-//! (strings, topics, binary data) is turned into a [`Bytes`] slice of the body with
-//! [`Bytes::slice_ref`], so it shares the received buffer instead of copying it.
+//! Parsers work on `&[u8]` slices of the body and return what they read borrowed from it
+//! ([`MqttStrRef`], [`TopicNameRef`], [`TopicFilterRef`], `&[u8]`), validated; an owned packet
+//! turns each into a [`Bytes`] slice of the frame with [`share`], so it shares the received
+//! buffer instead of copying it.
 
 use bytes::{BufMut, Bytes};
-use nom::{
-    multi::length_data,
-    number::complete::{be_u16, be_u8},
-    IResult, Parser,
-};
+use nom::IResult;
 
-use crate::{BinaryData, DecodeError, MqttString, PacketId, PacketType, TopicFilter, TopicName};
+use crate::{DecodeError, MqttStrRef, PacketId, PacketType, TopicFilterRef, TopicNameRef};
 
 /// What went wrong inside a body parser. `Eof` becomes [`DecodeError::Truncated`] once the
 /// packet type is known.
@@ -43,6 +40,7 @@ pub(crate) fn invalid<'a, T>(e: impl Into<DecodeError>) -> PResult<'a, T> {
 
 /// Runs a body parser over the whole body of a `packet_type` packet: running out of bytes is
 /// [`DecodeError::Truncated`], bytes left over are [`DecodeError::TrailingBytes`].
+#[inline(always)]
 pub(crate) fn parse_body<'a, T>(
     packet_type: PacketType,
     body: &'a [u8],
@@ -61,20 +59,40 @@ pub(crate) fn parse_body<'a, T>(
     }
 }
 
-#[inline]
+// The primitives below are nom parsers (functions from input to `IResult`, which nom's
+// combinators and `Parser` accept) written out by hand: nom's own `be_u8`, `be_u16` and
+// `length_data` go through its generic `Input` trait, whose calls the compiler does not
+// inline here, and cost more than the reads themselves on packets of a few dozen bytes.
+
+/// A byte.
+#[inline(always)]
 pub(crate) fn u8(i: &[u8]) -> PResult<'_, u8> {
-    be_u8(i)
+    match i.split_first() {
+        Some((&byte, rest)) => Ok((rest, byte)),
+        None => eof(),
+    }
 }
 
-#[inline]
+/// A big-endian two-byte integer (section 1.5.2).
+#[inline(always)]
 pub(crate) fn u16(i: &[u8]) -> PResult<'_, u16> {
-    be_u16(i)
+    match i.split_first_chunk::<2>() {
+        Some((&bytes, rest)) => Ok((rest, u16::from_be_bytes(bytes))),
+        None => eof(),
+    }
+}
+
+/// The body ended before a field: nom's recoverable error, which
+/// [`parse_body`] reports as [`DecodeError::Truncated`].
+#[inline(always)]
+fn eof<'a, T>() -> PResult<'a, T> {
+    Err(nom::Err::Error(ParseError::Eof))
 }
 
 /// A packet identifier: two bytes, never 0 [MQTT-2.3.1-1].
-#[inline]
+#[inline(always)]
 pub(crate) fn packet_id(i: &[u8]) -> PResult<'_, PacketId> {
-    let (i, id) = be_u16(i)?;
+    let (i, id) = u16(i)?;
     match PacketId::new(id) {
         Ok(id) => Ok((i, id)),
         Err(e) => invalid(e),
@@ -82,47 +100,58 @@ pub(crate) fn packet_id(i: &[u8]) -> PResult<'_, PacketId> {
 }
 
 /// A two-byte length followed by that many bytes (section 1.5.3).
-#[inline]
+#[inline(always)]
 pub(crate) fn length_prefixed(i: &[u8]) -> PResult<'_, &[u8]> {
-    length_data(be_u16).parse(i)
+    let (i, len) = u16(i)?;
+    match i.split_at_checked(usize::from(len)) {
+        Some((field, rest)) => Ok((rest, field)),
+        None => eof(),
+    }
 }
 
-/// A UTF-8 encoded string [MQTT-1.5.3-1], [MQTT-1.5.3-2], sharing `body`.
-pub(crate) fn string<'a>(body: &Bytes, i: &'a [u8]) -> PResult<'a, MqttString> {
+/// A UTF-8 encoded string [MQTT-1.5.3-1], [MQTT-1.5.3-2], borrowed from the body.
+#[inline(always)]
+pub(crate) fn mqtt_str(i: &[u8]) -> PResult<'_, MqttStrRef<'_>> {
     let (i, raw) = length_prefixed(i)?;
     // [MQTT-1.5.3-1] The character data in a UTF-8 encoded string MUST be well-formed UTF-8.
     // Rust's validation also refuses the surrogates U+D800..U+DFFF that the rule names.
-    match MqttString::from_bytes(body.slice_ref(raw)) {
+    match MqttStrRef::from_wire(raw) {
         Ok(s) => Ok((i, s)),
         Err(e) => invalid(e),
     }
 }
 
 /// A topic name: a string without wildcards [MQTT-3.3.2-2], never empty [MQTT-4.7.3-1].
-#[inline]
-pub(crate) fn topic_name<'a>(body: &Bytes, i: &'a [u8]) -> PResult<'a, TopicName> {
+#[inline(always)]
+pub(crate) fn topic_name(i: &[u8]) -> PResult<'_, TopicNameRef<'_>> {
     let (i, raw) = length_prefixed(i)?;
-    match TopicName::from_bytes(body.slice_ref(raw)) {
+    match TopicNameRef::from_wire(raw) {
         Ok(topic) => Ok((i, topic)),
         Err(e) => invalid(e),
     }
 }
 
 /// A topic filter with its wildcards in place [MQTT-4.7.1-2], [MQTT-4.7.1-3].
-pub(crate) fn topic_filter<'a>(body: &Bytes, i: &'a [u8]) -> PResult<'a, TopicFilter> {
+#[inline(always)]
+pub(crate) fn topic_filter(i: &[u8]) -> PResult<'_, TopicFilterRef<'_>> {
     let (i, raw) = length_prefixed(i)?;
-    match TopicFilter::from_bytes(body.slice_ref(raw)) {
+    match TopicFilterRef::from_wire(raw) {
         Ok(filter) => Ok((i, filter)),
         Err(e) => invalid(e),
     }
 }
 
-/// Binary data with a two-byte length, sharing `body`.
-pub(crate) fn binary<'a>(body: &Bytes, i: &'a [u8]) -> PResult<'a, BinaryData> {
-    let (i, raw) = length_prefixed(i)?;
-    match BinaryData::new(body.slice_ref(raw)) {
-        Ok(data) => Ok((i, data)),
-        Err(e) => invalid(e),
+/// `sub` as a slice of `frame`, sharing its buffer, when `sub` lies inside `frame`.
+///
+/// This is how a borrowed packet becomes an owned one without a copy: each field it borrows
+/// from the frame becomes a [`Bytes`] handle on the same memory.
+#[inline]
+pub(crate) fn share(frame: &Bytes, sub: &[u8]) -> Option<Bytes> {
+    let start = (sub.as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize);
+    if start <= frame.len() && sub.len() <= frame.len() - start {
+        Some(frame.slice(start..start + sub.len()))
+    } else {
+        None
     }
 }
 

@@ -1,11 +1,14 @@
-//! UTF-8 encoded strings and binary data (sections 1.5.3 and 3.1.3).
+//! UTF-8 encoded strings and binary data (sections 1.5.3 and 3.1.3), owned and borrowed.
+//!
+//! One validator serves both: [`MqttStrRef::from_wire`] checks bytes in one pass, and the
+//! owned [`MqttString`] is built from what it accepted, sharing the bytes it was checked on.
 
 use std::{fmt, ops::Deref};
 
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use crate::ValueError;
+use crate::{primitive::share, scan::Scanned, ValueError};
 
 /// The longest string or binary field a two-byte length prefix can carry.
 pub const MAX_FIELD_LEN: usize = u16::MAX as usize;
@@ -14,7 +17,7 @@ pub const MAX_FIELD_LEN: usize = u16::MAX as usize;
 /// bytes long.
 ///
 /// It is backed by [`Bytes`], so a string decoded from a packet shares the packet's buffer
-/// instead of copying it, and cloning it is cheap.
+/// instead of copying it, and cloning it is cheap. Its borrowed counterpart is [`MqttStrRef`].
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MqttString(ByteString);
 
@@ -47,45 +50,36 @@ impl MqttString {
     /// UTF-8 [MQTT-1.5.3-1] without U+0000 [MQTT-1.5.3-2] and at most 65,535 bytes long.
     #[inline]
     pub fn from_bytes(bytes: Bytes) -> Result<Self, ValueError> {
-        if bytes.len() > MAX_FIELD_LEN {
-            return Err(ValueError::StringTooLong { len: bytes.len() });
-        }
-        let scanned = Scanned::new(bytes);
-        // [MQTT-1.5.3-2] A UTF-8 encoded string MUST NOT include an encoding of the null
-        // character U+0000.
-        if scanned.nul() {
-            return Err(ValueError::NullCharacter);
-        }
-        Self::from_scanned(scanned)
+        Self::from_bytes_checked(bytes, |b| MqttStrRef::from_wire(b))
     }
 
-    /// Builds a string from scanned bytes that hold no U+0000 and are at most 65,535 bytes
-    /// long: what is left to check is UTF-8, and only when they are not ASCII.
+    /// A string over `bytes`, without copying them, once `check` has accepted them: the
+    /// owned constructors of strings and topics share their borrowed validators this way.
     #[inline]
-    #[allow(unsafe_code)] // The one unchecked conversion of the crate, proved just above it.
-    pub(crate) fn from_scanned(scanned: Scanned) -> Result<Self, ValueError> {
-        debug_assert!(!scanned.nul() && scanned.bytes.len() <= MAX_FIELD_LEN);
-        if scanned.ascii {
-            debug_assert!(scanned.bytes.is_ascii());
-            // SAFETY: `Scanned::new` looked at every byte of `scanned.bytes` (its fields are
-            // private to this module, so nothing else can pair bytes with another scan) and
-            // found none with its high bit set: ASCII, which is well-formed UTF-8. Decoding
-            // short topics is the hot path, and validating them again would cost as much as
-            // the rest of the PUBLISH.
-            return Ok(Self(unsafe {
-                ByteString::from_bytes_unchecked(scanned.bytes)
-            }));
-        }
-        // [MQTT-1.5.3-1] The character data in a UTF-8 encoded string MUST be well-formed
-        // UTF-8. Rust's validation also refuses the surrogates U+D800..U+DFFF the rule names.
-        ByteString::try_from(scanned.bytes)
+    pub(crate) fn from_bytes_checked(
+        bytes: Bytes,
+        check: impl FnOnce(&[u8]) -> Result<MqttStrRef<'_>, ValueError>,
+    ) -> Result<Self, ValueError> {
+        check(&bytes)?;
+        ByteString::try_from(bytes)
             .map(Self)
             .map_err(|_| ValueError::InvalidUtf8)
+    }
+
+    /// The string `s` holds, sharing `frame` when `s` lies inside it and copied otherwise.
+    #[inline]
+    pub(crate) fn from_ref_in(s: MqttStrRef<'_>, frame: &Bytes) -> Self {
+        Self(byte_string_in(s.0, frame))
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The text, borrowed as the validated [`MqttStrRef`].
+    pub fn as_ref_str(&self) -> MqttStrRef<'_> {
+        MqttStrRef(&self.0)
     }
 
     /// The UTF-8 bytes, sharing this string's buffer.
@@ -109,6 +103,86 @@ impl MqttString {
     }
 }
 
+/// A UTF-8 encoded string as MQTT allows it, borrowed: the counterpart of [`MqttString`] in a
+/// packet decoded by [`Codec::decode_ref`](crate::Codec::decode_ref).
+///
+/// Once it exists it is well-formed UTF-8 without U+0000 and at most 65,535 bytes long; it
+/// dereferences to `str`.
+///
+/// ```
+/// # use haka_codec::{MqttStrRef, ValueError};
+/// let s = MqttStrRef::new("caf\u{e9}")?;
+/// assert_eq!(s.len(), 5);
+/// assert_eq!(s, "caf\u{e9}");
+/// assert_eq!(MqttStrRef::new("a\0b"), Err(ValueError::NullCharacter));
+/// # Ok::<(), ValueError>(())
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MqttStrRef<'a>(&'a str);
+
+impl<'a> MqttStrRef<'a> {
+    /// The string `s`, or why MQTT does not allow it.
+    pub fn new(s: &'a str) -> Result<Self, ValueError> {
+        check_str(s)?;
+        Ok(Self(s))
+    }
+
+    /// The string in `bytes`, after checking in one pass that they are at most 65,535 bytes
+    /// of well-formed UTF-8 [MQTT-1.5.3-1] without U+0000 [MQTT-1.5.3-2].
+    #[inline(always)]
+    pub(crate) fn from_wire(bytes: &'a [u8]) -> Result<Self, ValueError> {
+        let scanned = Scanned::new(bytes)?;
+        // [MQTT-1.5.3-2] A UTF-8 encoded string MUST NOT include an encoding of the null
+        // character U+0000.
+        if scanned.nul() {
+            return Err(ValueError::NullCharacter);
+        }
+        scanned.to_str().map(Self)
+    }
+
+    /// A string already known to be valid: the text of another validated string.
+    pub(crate) const fn from_valid(s: &'a str) -> Self {
+        Self(s)
+    }
+
+    /// The text, for as long as the bytes it borrows.
+    pub const fn as_str(&self) -> &'a str {
+        self.0
+    }
+
+    /// Length in bytes (not characters).
+    pub const fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the string is empty.
+    pub const fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The owned string, sharing `frame` when this string lies inside it (as it does in a
+    /// packet decoded from `frame`) and copied otherwise.
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use haka_codec::MqttStrRef;
+    /// let frame = Bytes::from_static(b"xhello");
+    /// let s = MqttStrRef::new(std::str::from_utf8(&frame[1..])?)?;
+    /// let owned = s.to_owned_in(&frame);
+    /// assert_eq!(owned, "hello");
+    /// assert_eq!(owned.as_bytes().as_ptr(), frame[1..].as_ptr()); // not copied
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to_owned_in(&self, frame: &Bytes) -> MqttString {
+        MqttString::from_ref_in(*self, frame)
+    }
+
+    /// The owned string, copied.
+    pub fn to_mqtt_string(&self) -> MqttString {
+        MqttString(ByteString::from(self.0))
+    }
+}
+
 /// Checks what the type system does not: length, and no U+0000.
 pub(crate) fn check_str(s: &str) -> Result<(), ValueError> {
     if s.len() > MAX_FIELD_LEN {
@@ -122,66 +196,86 @@ pub(crate) fn check_str(s: &str) -> Result<(), ValueError> {
     Ok(())
 }
 
-/// Bytes with what one pass over them found: the bytes that MQTT strings and topics forbid or
-/// give a meaning to, and whether they are plain ASCII. The fields are private so that the
-/// findings cannot be paired with other bytes.
-#[derive(Debug)]
-pub(crate) struct Scanned {
-    bytes: Bytes,
-    nul: bool,
-    wildcard: bool,
-    ascii: bool,
+/// The text `s` as a `ByteString`: a slice of `frame` when `s` lies inside it, a copy
+/// otherwise.
+#[inline]
+pub(crate) fn byte_string_in(s: &str, frame: &Bytes) -> ByteString {
+    match share(frame, s.as_bytes()) {
+        // The slice holds the bytes of `s`, so the check cannot fail; it costs a pass over
+        // them, which the owned decode can afford (the borrowed one has none of it).
+        Some(bytes) => ByteString::try_from(bytes).unwrap_or_else(|_| ByteString::from(s)),
+        None => ByteString::from(s),
+    }
 }
 
-impl Scanned {
-    /// Scans `bytes` eight at a time. Strings in MQTT packets are short (topics of a few dozen
-    /// bytes), where one word-at-a-time pass beats separate searches and a UTF-8 validation.
-    #[inline]
-    pub(crate) fn new(bytes: Bytes) -> Self {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGHS: u64 = 0x8080_8080_8080_8080;
-        const PLUS: u64 = ONES * b'+' as u64;
-        const HASH: u64 = ONES * b'#' as u64;
-        // Has its high bit set in some byte exactly when some byte of `x` is zero (bytes
-        // above the first zero byte may be flagged too, which does not change "some").
-        let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-        let (mut nul, mut wildcard, mut high) = (0u64, 0u64, 0u64);
-        let mut word = |x: u64| {
-            nul |= zero_bytes(x);
-            wildcard |= zero_bytes(x ^ PLUS) | zero_bytes(x ^ HASH);
-            high |= x & HIGHS;
-        };
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            word(u64::from_le_bytes(w));
+macro_rules! borrowed_str_impls {
+    ($ty:ident) => {
+        impl Deref for $ty<'_> {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                self.as_str()
+            }
         }
-        // The tail, padded with a byte that is none of the above.
-        let mut w = [b'a'; 8];
-        w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        word(u64::from_le_bytes(w));
-        Self {
-            bytes,
-            nul: nul != 0,
-            wildcard: wildcard != 0,
-            ascii: high == 0,
+
+        impl AsRef<str> for $ty<'_> {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
         }
-    }
 
-    /// The bytes scanned.
-    pub(crate) fn bytes(&self) -> &Bytes {
-        &self.bytes
-    }
+        impl PartialEq<str> for $ty<'_> {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
 
-    /// Whether a byte is 0x00 (U+0000).
-    pub(crate) fn nul(&self) -> bool {
-        self.nul
-    }
+        impl PartialEq<&str> for $ty<'_> {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
 
-    /// Whether a byte is `+` or `#`.
-    pub(crate) fn wildcard(&self) -> bool {
-        self.wildcard
+        impl fmt::Debug for $ty<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self.as_str(), f)
+            }
+        }
+
+        impl fmt::Display for $ty<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use borrowed_str_impls;
+
+borrowed_str_impls!(MqttStrRef);
+
+impl<'a> TryFrom<&'a str> for MqttStrRef<'a> {
+    type Error = ValueError;
+
+    fn try_from(s: &'a str) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl PartialEq<MqttString> for MqttStrRef<'_> {
+    fn eq(&self, other: &MqttString) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<MqttStrRef<'_>> for MqttString {
+    fn eq(&self, other: &MqttStrRef<'_>) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl From<MqttStrRef<'_>> for MqttString {
+    fn from(s: MqttStrRef<'_>) -> Self {
+        s.to_mqtt_string()
     }
 }
 
@@ -265,6 +359,11 @@ impl BinaryData {
         &self.0
     }
 
+    /// The data, borrowed as [`BinaryDataRef`].
+    pub fn as_ref_data(&self) -> BinaryDataRef<'_> {
+        BinaryDataRef(&self.0)
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -315,6 +414,11 @@ impl Password {
         &self.0
     }
 
+    /// The password, borrowed as [`PasswordRef`].
+    pub fn as_ref_password(&self) -> PasswordRef<'_> {
+        PasswordRef(self.0.as_ref_data())
+    }
+
     pub(crate) fn data(&self) -> &BinaryData {
         &self.0
     }
@@ -332,42 +436,101 @@ impl fmt::Debug for Password {
     }
 }
 
+/// Binary data borrowed from a decoded packet (a will message): at most 65,535 bytes. The
+/// counterpart of [`BinaryData`]; it dereferences to `[u8]`.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct BinaryDataRef<'a>(&'a [u8]);
+
+impl<'a> BinaryDataRef<'a> {
+    /// The data `bytes`, or [`ValueError::BinaryTooLong`] when it exceeds 65,535 bytes.
+    pub fn new(bytes: &'a [u8]) -> Result<Self, ValueError> {
+        if bytes.len() > MAX_FIELD_LEN {
+            return Err(ValueError::BinaryTooLong { len: bytes.len() });
+        }
+        Ok(Self(bytes))
+    }
+
+    /// Data whose length came from a two-byte prefix, or from another [`BinaryData`].
+    pub(crate) const fn from_valid(bytes: &'a [u8]) -> Self {
+        Self(bytes)
+    }
+
+    /// The data, for as long as the bytes it borrows.
+    pub const fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// The owned data, sharing `frame` when the bytes lie inside it and copied otherwise.
+    pub fn to_owned_in(&self, frame: &Bytes) -> BinaryData {
+        BinaryData(share_or_copy(frame, self.0))
+    }
+}
+
+impl Deref for BinaryDataRef<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.0
+    }
+}
+
+impl fmt::Debug for BinaryDataRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "b\"{}\"", self.0.escape_ascii())
+    }
+}
+
+/// A password borrowed from a decoded CONNECT: bytes that never appear in `Debug` output or
+/// logs. The counterpart of [`Password`].
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct PasswordRef<'a>(BinaryDataRef<'a>);
+
+impl<'a> PasswordRef<'a> {
+    /// The password `bytes`, at most 65,535 of them.
+    ///
+    /// ```
+    /// # use haka_codec::PasswordRef;
+    /// let password = PasswordRef::new(b"hunter2")?;
+    /// assert_eq!(format!("{password:?}"), "PasswordRef(<redacted>)");
+    /// assert_eq!(password.expose(), b"hunter2");
+    /// # Ok::<(), haka_codec::ValueError>(())
+    /// ```
+    pub fn new(bytes: &'a [u8]) -> Result<Self, ValueError> {
+        BinaryDataRef::new(bytes).map(Self)
+    }
+
+    /// The secret itself.
+    pub const fn expose(&self) -> &'a [u8] {
+        self.0.as_bytes()
+    }
+
+    /// The owned password, sharing `frame` when the bytes lie inside it and copied otherwise.
+    pub fn to_owned_in(&self, frame: &Bytes) -> Password {
+        Password(self.0.to_owned_in(frame))
+    }
+}
+
+impl<'a> From<BinaryDataRef<'a>> for PasswordRef<'a> {
+    fn from(data: BinaryDataRef<'a>) -> Self {
+        Self(data)
+    }
+}
+
+impl fmt::Debug for PasswordRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordRef(<redacted>)")
+    }
+}
+
+/// `sub` as `Bytes`: a slice of `frame` when it lies inside it, a copy otherwise.
+#[inline]
+pub(crate) fn share_or_copy(frame: &Bytes, sub: &[u8]) -> Bytes {
+    share(frame, sub).unwrap_or_else(|| Bytes::copy_from_slice(sub))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scan_finds_each_byte_at_every_position() {
-        let scan = |bytes: &[u8]| {
-            let s = Scanned::new(Bytes::copy_from_slice(bytes));
-            (s.nul, s.wildcard, s.ascii)
-        };
-        for len in 0..40 {
-            let clean = vec![b'a'; len];
-            let none = (false, false, true);
-            assert_eq!(scan(&clean), none);
-            for pos in 0..len {
-                for (byte, expected) in [
-                    (0, (true, false, true)),
-                    (b'+', (false, true, true)),
-                    (b'#', (false, true, true)),
-                    (0x80, (false, false, false)),
-                    (0xff, (false, false, false)),
-                    // Neighbours in value are nothing special.
-                    (1, none),
-                    (b'*', none),
-                    (b'$', none),
-                    (b'"', none),
-                    (b',', none),
-                    (0x7f, none),
-                ] {
-                    let mut bytes = clean.clone();
-                    bytes[pos] = byte;
-                    assert_eq!(scan(&bytes), expected, "len {len} pos {pos} byte {byte}");
-                }
-            }
-        }
-    }
 
     #[test]
     fn non_ascii_strings_are_still_validated() {

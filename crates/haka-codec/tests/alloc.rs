@@ -2,6 +2,8 @@
 //!
 //! - decoding a PUBLISH allocates nothing beyond the frame's own buffer: topic and payload are
 //!   slices of it;
+//! - the borrowed decode allocates nothing at all, for PUBLISH, CONNECT, SUBSCRIBE or any other
+//!   packet, and neither does reading a borrowed SUBSCRIBE's filters;
 //! - a forged remaining length never makes the decoder reserve or allocate what it announces.
 //!
 //! The counting allocator counts per thread, so the test harness's own threads do not disturb
@@ -20,7 +22,9 @@ use std::{
 
 use bytes::{Bytes, BytesMut};
 use haka_codec::{
-    Codec, DecodeError, Delivery, Packet, PacketId, Publish, TopicName, MAX_PACKET_SIZE,
+    Codec, Connect, DecodeError, Delivery, LastWill, Login, MqttString, Packet, PacketId,
+    PacketRef, Password, Publish, QoS, SubAck, Subscribe, SubscribeReturnCode, Subscription,
+    TopicFilter, TopicName, Unsubscribe, MAX_PACKET_SIZE,
 };
 
 struct Counting;
@@ -142,6 +146,80 @@ fn streaming_decode_of_publish_allocates_nothing_per_packet() {
 }
 
 #[test]
+fn borrowed_decode_allocates_nothing() {
+    let codec = Codec::new();
+    let mut wire = publishes(300);
+    let mut connect = Connect::new(MqttString::new("haka-bench-00001").unwrap());
+    connect.login = Some(Login::new(
+        MqttString::new("user").unwrap(),
+        Some(Password::new("pass").unwrap()),
+    ));
+    connect.will = Some(LastWill::new(
+        TopicName::new("will/topic").unwrap(),
+        haka_codec::BinaryData::new("gone").unwrap(),
+        QoS::AtLeastOnce,
+    ));
+    let id = PacketId::new(1).unwrap();
+    let filters: Vec<TopicFilter> = (0..10)
+        .map(|i| TopicFilter::new(format!("sensors/room{i}/+")).unwrap())
+        .collect();
+    let subscriptions = filters
+        .iter()
+        .map(|f| Subscription::new(f.clone(), QoS::AtLeastOnce))
+        .collect();
+    let others: [Packet; 4] = [
+        connect.into(),
+        Subscribe::new(id, subscriptions).unwrap().into(),
+        Unsubscribe::new(id, filters).unwrap().into(),
+        SubAck::new(id, vec![SubscribeReturnCode::Failure; 3])
+            .unwrap()
+            .into(),
+    ];
+    for packet in &others {
+        codec.encode(packet, &mut wire).unwrap();
+    }
+    let wire = wire.freeze();
+
+    let ((), allocations, bytes) = counted(|| {
+        let mut rest = &wire[..];
+        let (mut publishes, mut others, mut filters) = (0, 0, 0);
+        while let Some((packet, used)) = codec.decode_ref(rest).unwrap() {
+            match packet {
+                PacketRef::Publish(publish) => {
+                    assert_eq!(publish.topic, "sensors/room1/temperature");
+                    publishes += 1;
+                }
+                PacketRef::Connect(connect) => {
+                    assert_eq!(connect.client_id(), "haka-bench-00001");
+                    assert_eq!(connect.will().map(|w| w.topic.as_str()), Some("will/topic"));
+                    others += 1;
+                }
+                PacketRef::Subscribe(subscribe) => {
+                    filters += subscribe
+                        .subscriptions()
+                        .filter(|s| s.filter.ends_with('+'))
+                        .count();
+                    others += 1;
+                }
+                PacketRef::Unsubscribe(unsubscribe) => {
+                    filters += unsubscribe.filters().count();
+                    others += 1;
+                }
+                PacketRef::SubAck(suback) => {
+                    assert_eq!(suback.return_codes().count(), 3);
+                    others += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            rest = &rest[used..];
+        }
+        assert!(rest.is_empty());
+        assert_eq!((publishes, others, filters), (300, 4, 20));
+    });
+    assert_eq!((allocations, bytes), (0, 0));
+}
+
+#[test]
 fn forged_remaining_length_allocates_nothing() {
     // A fixed header announcing the largest packet MQTT can express.
     let forged = [0x30, 0xff, 0xff, 0xff, 0x7f];
@@ -155,6 +233,12 @@ fn forged_remaining_length_allocates_nothing() {
         assert!(matches!(
             result,
             Ok(None) | Err(DecodeError::PacketTooLarge { .. })
+        ));
+        assert_eq!((allocations, bytes), (0, 0));
+        let (result, allocations, bytes) = counted(|| codec.decode_ref(&forged).map(|_| ()));
+        assert!(matches!(
+            result,
+            Ok(()) | Err(DecodeError::PacketTooLarge { .. })
         ));
         assert_eq!((allocations, bytes), (0, 0));
         assert_eq!(buf.capacity(), 64, "nothing reserved");

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use bytes::BytesMut;
-use haka_codec::{Codec, DecodeError, PacketType, MAX_PACKET_SIZE};
+use haka_codec::{Codec, DecodeError, Packet, PacketType, MAX_PACKET_SIZE};
 
 /// A CONNECT with `flags`, keep alive 60, and the given payload.
 fn connect(flags: u8, payload: &[u8]) -> Vec<u8> {
@@ -357,10 +357,23 @@ fn each_malformed_packet_is_refused_with_its_error() {
             Err(expected.clone()),
             "{name}: {bytes:02x?}"
         );
+        // The borrowed decode refuses it with the same error.
+        assert_eq!(
+            codec
+                .decode_ref(&bytes)
+                .map(|p| p.map(|(p, used)| (Packet::from(p), used))),
+            Err(expected.clone()),
+            "decode_ref {name}: {bytes:02x?}"
+        );
         // However the bytes are split across reads, the outcome is the same: `Ok(None)` while
         // the packet is incomplete (unless the fixed header alone is already wrong), then the
         // same error.
         for split in 0..bytes.len() {
+            match codec.decode_ref(&bytes[..split]) {
+                Ok(None) => {}
+                Err(e) => assert_eq!(e, expected, "decode_ref {name} split at {split}"),
+                Ok(Some(p)) => panic!("decode_ref {name} split at {split} decoded to {p:?}"),
+            }
             let mut buf = BytesMut::from(&bytes[..split]);
             match codec.decode(&mut buf) {
                 Ok(None) => {}
@@ -397,6 +410,14 @@ fn forged_remaining_length_is_refused_from_the_fixed_header() {
     assert_eq!(codec.decode(&mut buf), Ok(None));
     assert_eq!(buf.capacity(), capacity);
     assert_eq!(buf.len(), forged.len());
+    assert_eq!(codec.decode_ref(&forged), Ok(None));
+    assert_eq!(
+        Codec::new().decode_ref(&forged),
+        Err(DecodeError::PacketTooLarge {
+            size: MAX_PACKET_SIZE,
+            max: haka_codec::DEFAULT_MAX_INCOMING_PACKET_SIZE,
+        })
+    );
 }
 
 #[test]

@@ -29,7 +29,15 @@ macro_rules! id_only_packet {
                 Self { packet_id }
             }
 
+            #[inline(always)]
             pub(crate) fn parse(body: &[u8]) -> Result<Self, DecodeError> {
+                // The body of every valid one is two bytes: read them at once.
+                if let Ok(&id) = <&[u8; 2]>::try_from(body) {
+                    return match PacketId::new(u16::from_be_bytes(id)) {
+                        Ok(packet_id) => Ok(Self { packet_id }),
+                        Err(e) => Err(e.into()),
+                    };
+                }
                 parse_body(PacketType::$ty, body, |i| {
                     let (i, packet_id) = packet_id(i)?;
                     Ok((i, Self { packet_id }))

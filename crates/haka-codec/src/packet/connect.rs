@@ -1,13 +1,15 @@
 //! CONNECT (section 3.1): the first packet a client sends.
 
+use std::fmt;
+
 use bytes::{BufMut, Bytes};
 
 use crate::{
-    primitive::topic_name,
     primitive::{
-        binary, invalid, length_prefixed, parse_body, put_length_prefixed, string, u16, u8,
+        invalid, length_prefixed, mqtt_str, parse_body, put_length_prefixed, topic_name, u16, u8,
     },
-    BinaryData, DecodeError, MqttString, PacketType, Password, QoS, TopicName,
+    BinaryData, BinaryDataRef, DecodeError, MqttStrRef, MqttString, PacketType, Password,
+    PasswordRef, QoS, TopicName, TopicNameRef,
 };
 
 /// The protocol name of every MQTT 3.1.1 CONNECT [MQTT-3.1.2-1].
@@ -56,95 +58,6 @@ impl Connect {
             will: None,
             login: None,
         }
-    }
-
-    pub(crate) fn parse(body: &Bytes) -> Result<Self, DecodeError> {
-        parse_body(PacketType::Connect, body, |i| {
-            let (i, name) = length_prefixed(i)?;
-            // [MQTT-3.1.2-1] If the protocol name is incorrect the Server MAY disconnect the
-            // Client.
-            if name != PROTOCOL_NAME {
-                return invalid(DecodeError::InvalidProtocolName);
-            }
-            let (i, level) = u8(i)?;
-            // [MQTT-3.1.2-2] The Server MUST respond to the CONNECT Packet with a CONNACK
-            // return code 0x01 (unacceptable protocol level) and then disconnect the Client if
-            // the Protocol Level is not supported by the Server.
-            if level != PROTOCOL_LEVEL {
-                return invalid(DecodeError::UnsupportedProtocolLevel(level));
-            }
-            let (i, flags) = u8(i)?;
-            // [MQTT-3.1.2-3] The Server MUST validate that the reserved flag in the CONNECT
-            // Control Packet is set to zero and disconnect the Client if it is not zero.
-            if flags & FLAG_RESERVED != 0 {
-                return invalid(DecodeError::ConnectReservedFlag);
-            }
-            let will_qos = (flags & FLAG_WILL_QOS) >> FLAG_WILL_QOS_SHIFT;
-            let has_will = flags & FLAG_WILL != 0;
-            // [MQTT-3.1.2-11] If the Will Flag is set to 0 the Will QoS and Will Retain fields
-            // in the Connect Flags MUST be set to zero [MQTT-3.1.2-13], [MQTT-3.1.2-15].
-            if !has_will && flags & (FLAG_WILL_QOS | FLAG_WILL_RETAIN) != 0 {
-                return invalid(DecodeError::WillFlagsWithoutWill);
-            }
-            // [MQTT-3.1.2-14] If the Will Flag is set to 1, the value of Will QoS can be 0, 1
-            // or 2. It MUST NOT be 3.
-            let Ok(will_qos) = QoS::from_u8(will_qos) else {
-                return invalid(DecodeError::InvalidWillQoS);
-            };
-            let has_username = flags & FLAG_USERNAME != 0;
-            let has_password = flags & FLAG_PASSWORD != 0;
-            // [MQTT-3.1.2-22] If the User Name Flag is set to 0, the Password Flag MUST be set
-            // to 0.
-            if has_password && !has_username {
-                return invalid(DecodeError::PasswordWithoutUsername);
-            }
-            let clean_session = flags & FLAG_CLEAN_SESSION != 0;
-            let (i, keep_alive) = u16(i)?;
-
-            // [MQTT-3.1.3-1] These fields, if present, MUST appear in the order Client
-            // Identifier, Will Topic, Will Message, User Name, Password.
-            let (i, client_id) = string(body, i)?;
-            // [MQTT-3.1.3-7] If the Client supplies a zero-byte ClientId, the Client MUST also
-            // set CleanSession to 1; [MQTT-3.1.3-8] otherwise the Server responds 0x02.
-            if client_id.is_empty() && !clean_session {
-                return invalid(DecodeError::EmptyClientIdWithoutCleanSession);
-            }
-            let (i, will) = if has_will {
-                let (i, topic) = topic_name(body, i)?;
-                let (i, message) = binary(body, i)?;
-                let will = LastWill {
-                    topic,
-                    message,
-                    qos: will_qos,
-                    retain: flags & FLAG_WILL_RETAIN != 0,
-                };
-                (i, Some(will))
-            } else {
-                (i, None)
-            };
-            let (i, login) = if has_username {
-                let (i, username) = string(body, i)?;
-                let (i, password) = if has_password {
-                    let (i, password) = binary(body, i)?;
-                    (i, Some(Password::from(password)))
-                } else {
-                    (i, None)
-                };
-                (i, Some(Login { username, password }))
-            } else {
-                (i, None)
-            };
-            Ok((
-                i,
-                Self {
-                    client_id,
-                    clean_session,
-                    keep_alive,
-                    will,
-                    login,
-                },
-            ))
-        })
     }
 
     pub(crate) fn body_len(&self) -> usize {
@@ -248,6 +161,254 @@ impl Login {
     /// A login with `username` and an optional `password`.
     pub fn new(username: MqttString, password: Option<Password>) -> Self {
         Self { username, password }
+    }
+}
+
+/// CONNECT borrowed from the bytes it was decoded from, by
+/// [`Codec::decode_ref`](crate::Codec::decode_ref): the counterpart of [`Connect`], checked by
+/// the same rules.
+///
+/// Every field was checked when the packet was parsed; the strings are then read from the
+/// packet's bytes when they are asked for, so that the value stays small (a borrowed packet
+/// is as large as its largest kind, and CONNECT would otherwise be the largest by far).
+///
+/// ```
+/// # use haka_codec::{Codec, Connect, Login, MqttString, PacketRef};
+/// let mut connect = Connect::new(MqttString::new("sensor-17")?);
+/// connect.login = Some(Login::new(MqttString::new("user")?, None));
+/// let mut wire = bytes::BytesMut::new();
+/// Codec::new().encode(&connect.into(), &mut wire)?;
+///
+/// let Some((PacketRef::Connect(c), _)) = Codec::new().decode_ref(&wire)? else {
+///     panic!("a whole CONNECT")
+/// };
+/// assert_eq!(c.client_id(), "sensor-17");
+/// assert_eq!((c.clean_session(), c.keep_alive()), (true, 60));
+/// assert!(c.will().is_none());
+/// assert_eq!(c.login().map(|l| l.username.as_str()), Some("user"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ConnectRef<'a> {
+    /// The connect flags, checked.
+    flags: u8,
+    /// Keep alive in seconds.
+    keep_alive: u16,
+    /// The payload, from the client identifier on: the length-prefixed fields that `flags`
+    /// announces, each checked, and nothing else.
+    payload: &'a [u8],
+}
+
+/// The fields of a CONNECT's payload, as they lie in it.
+struct Fields<'a> {
+    client_id: &'a [u8],
+    will: Option<(&'a [u8], &'a [u8])>,
+    username: Option<&'a [u8]>,
+    password: Option<&'a [u8]>,
+}
+
+impl<'a> ConnectRef<'a> {
+    /// The client identifier (section 3.1.3.1); may be empty with clean session.
+    pub fn client_id(&self) -> MqttStrRef<'a> {
+        MqttStrRef::from_wire(self.fields().client_id).unwrap_or_default()
+    }
+
+    /// Whether the server discards any earlier session and starts a new one (section
+    /// 3.1.2.4).
+    pub const fn clean_session(&self) -> bool {
+        self.flags & FLAG_CLEAN_SESSION != 0
+    }
+
+    /// Keep alive in seconds; 0 turns the mechanism off (section 3.1.2.10).
+    pub const fn keep_alive(&self) -> u16 {
+        self.keep_alive
+    }
+
+    /// The message the server publishes if the connection is lost without DISCONNECT.
+    pub fn will(&self) -> Option<LastWillRef<'a>> {
+        let (topic, message) = self.fields().will?;
+        Some(LastWillRef {
+            topic: TopicNameRef::from_wire(topic).ok()?,
+            message: BinaryDataRef::from_valid(message),
+            qos: QoS::from_u8((self.flags & FLAG_WILL_QOS) >> FLAG_WILL_QOS_SHIFT).ok()?,
+            retain: self.flags & FLAG_WILL_RETAIN != 0,
+        })
+    }
+
+    /// User name and password.
+    pub fn login(&self) -> Option<LoginRef<'a>> {
+        let fields = self.fields();
+        Some(LoginRef {
+            username: MqttStrRef::from_wire(fields.username?).ok()?,
+            password: fields
+                .password
+                .map(|password| BinaryDataRef::from_valid(password).into()),
+        })
+    }
+
+    /// The owned CONNECT, whose strings share `frame` when they lie inside it (as they do in
+    /// a packet decoded from `frame`) and are copied otherwise.
+    pub fn to_owned_in(&self, frame: &Bytes) -> Connect {
+        Connect {
+            client_id: self.client_id().to_owned_in(frame),
+            clean_session: self.clean_session(),
+            keep_alive: self.keep_alive,
+            will: self.will().map(|will| LastWill {
+                topic: will.topic.to_owned_in(frame),
+                message: will.message.to_owned_in(frame),
+                qos: will.qos,
+                retain: will.retain,
+            }),
+            login: self.login().map(|login| Login {
+                username: login.username.to_owned_in(frame),
+                password: login.password.map(|p| p.to_owned_in(frame)),
+            }),
+        }
+    }
+
+    /// The payload's fields, found again from their length prefixes (they were checked when
+    /// the packet was parsed, so each is there).
+    fn fields(&self) -> Fields<'a> {
+        let mut rest = self.payload;
+        let mut next = || match length_prefixed(rest) {
+            Ok((tail, field)) => {
+                rest = tail;
+                field
+            }
+            Err(_) => &[],
+        };
+        let client_id = next();
+        let will = (self.flags & FLAG_WILL != 0).then(|| (next(), next()));
+        let username = (self.flags & FLAG_USERNAME != 0).then(&mut next);
+        let password = (self.flags & FLAG_PASSWORD != 0).then(&mut next);
+        Fields {
+            client_id,
+            will,
+            username,
+            password,
+        }
+    }
+}
+
+impl fmt::Debug for ConnectRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectRef")
+            .field("client_id", &self.client_id())
+            .field("clean_session", &self.clean_session())
+            .field("keep_alive", &self.keep_alive)
+            .field("will", &self.will())
+            .field("login", &self.login())
+            .finish()
+    }
+}
+
+/// The will of a borrowed CONNECT: the counterpart of [`LastWill`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LastWillRef<'a> {
+    /// Topic the will is published to.
+    pub topic: TopicNameRef<'a>,
+    /// The will message.
+    pub message: BinaryDataRef<'a>,
+    /// QoS of the will.
+    pub qos: QoS,
+    /// Whether the will is retained.
+    pub retain: bool,
+}
+
+/// User name and optional password of a borrowed CONNECT: the counterpart of [`Login`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoginRef<'a> {
+    /// The user name.
+    pub username: MqttStrRef<'a>,
+    /// The password; its `Debug` output is redacted.
+    pub password: Option<PasswordRef<'a>>,
+}
+
+impl<'a> ConnectRef<'a> {
+    /// Parses the whole `body` of a CONNECT.
+    #[inline(always)]
+    pub(crate) fn parse(body: &'a [u8]) -> Result<Self, DecodeError> {
+        parse_body(PacketType::Connect, body, |i| {
+            let (i, name) = length_prefixed(i)?;
+            // [MQTT-3.1.2-1] If the protocol name is incorrect the Server MAY disconnect the
+            // Client.
+            if name != PROTOCOL_NAME {
+                return invalid(DecodeError::InvalidProtocolName);
+            }
+            let (i, level) = u8(i)?;
+            // [MQTT-3.1.2-2] The Server MUST respond to the CONNECT Packet with a CONNACK
+            // return code 0x01 (unacceptable protocol level) and then disconnect the Client if
+            // the Protocol Level is not supported by the Server.
+            if level != PROTOCOL_LEVEL {
+                return invalid(DecodeError::UnsupportedProtocolLevel(level));
+            }
+            let (i, flags) = u8(i)?;
+            // [MQTT-3.1.2-3] The Server MUST validate that the reserved flag in the CONNECT
+            // Control Packet is set to zero and disconnect the Client if it is not zero.
+            if flags & FLAG_RESERVED != 0 {
+                return invalid(DecodeError::ConnectReservedFlag);
+            }
+            let will_qos = (flags & FLAG_WILL_QOS) >> FLAG_WILL_QOS_SHIFT;
+            let has_will = flags & FLAG_WILL != 0;
+            // [MQTT-3.1.2-11] If the Will Flag is set to 0 the Will QoS and Will Retain fields
+            // in the Connect Flags MUST be set to zero [MQTT-3.1.2-13], [MQTT-3.1.2-15].
+            if !has_will && flags & (FLAG_WILL_QOS | FLAG_WILL_RETAIN) != 0 {
+                return invalid(DecodeError::WillFlagsWithoutWill);
+            }
+            // [MQTT-3.1.2-14] If the Will Flag is set to 1, the value of Will QoS can be 0, 1
+            // or 2. It MUST NOT be 3.
+            if QoS::from_u8(will_qos).is_err() {
+                return invalid(DecodeError::InvalidWillQoS);
+            }
+            let has_username = flags & FLAG_USERNAME != 0;
+            let has_password = flags & FLAG_PASSWORD != 0;
+            // [MQTT-3.1.2-22] If the User Name Flag is set to 0, the Password Flag MUST be set
+            // to 0.
+            if has_password && !has_username {
+                return invalid(DecodeError::PasswordWithoutUsername);
+            }
+            let clean_session = flags & FLAG_CLEAN_SESSION != 0;
+            let (i, keep_alive) = u16(i)?;
+            let payload = i;
+
+            // [MQTT-3.1.3-1] These fields, if present, MUST appear in the order Client
+            // Identifier, Will Topic, Will Message, User Name, Password.
+            let (i, client_id) = mqtt_str(i)?;
+            // [MQTT-3.1.3-7] If the Client supplies a zero-byte ClientId, the Client MUST also
+            // set CleanSession to 1; [MQTT-3.1.3-8] otherwise the Server responds 0x02.
+            if client_id.is_empty() && !clean_session {
+                return invalid(DecodeError::EmptyClientIdWithoutCleanSession);
+            }
+            let i = if has_will {
+                let (i, _topic) = topic_name(i)?;
+                let (i, _message) = length_prefixed(i)?;
+                i
+            } else {
+                i
+            };
+            let i = if has_username {
+                let (i, _username) = mqtt_str(i)?;
+                if has_password {
+                    length_prefixed(i)?.0
+                } else {
+                    i
+                }
+            } else {
+                i
+            };
+            // Whatever is left over is refused by `parse_body`: the payload is exactly the
+            // fields just checked.
+            Ok((
+                i,
+                Self {
+                    flags,
+                    keep_alive,
+                    payload,
+                },
+            ))
+        })
     }
 }
 

@@ -4,6 +4,7 @@ mod ack;
 mod connack;
 mod connect;
 mod disconnect;
+mod packet_ref;
 mod publish;
 mod suback;
 mod subscribe;
@@ -14,14 +15,15 @@ use bytes::{BufMut, Bytes};
 pub use self::{
     ack::{PubAck, PubComp, PubRec, PubRel, UnsubAck},
     connack::{ConnAck, ConnectReturnCode},
-    connect::{Connect, LastWill, Login},
+    connect::{Connect, ConnectRef, LastWill, LastWillRef, Login, LoginRef},
     disconnect::Disconnect,
-    publish::{Delivery, Publish},
-    suback::{SubAck, SubscribeReturnCode},
-    subscribe::{Subscribe, Subscription},
-    unsubscribe::Unsubscribe,
+    packet_ref::PacketRef,
+    publish::{Delivery, Publish, PublishRef},
+    suback::{ReturnCodes, SubAck, SubAckRef, SubscribeReturnCode},
+    subscribe::{Subscribe, SubscribeRef, Subscription, SubscriptionRef, Subscriptions},
+    unsubscribe::{Filters, Unsubscribe, UnsubscribeRef},
 };
-use crate::{primitive::parse_body, DecodeError, FixedHeader, PacketType};
+use crate::{DecodeError, FixedHeader, PacketType};
 
 /// An MQTT control packet.
 ///
@@ -87,25 +89,16 @@ impl Packet {
 
     /// Parses the body of a packet whose fixed header is `header`; `body` holds exactly its
     /// `remaining_length` bytes. Strings and payloads of the result share `body`.
+    ///
+    /// The body is parsed, and checked, by [`PacketRef::parse`], then each borrowed field
+    /// becomes a slice of `body`. PUBLISH, the hot path, takes the payload as what remains of
+    /// `body` rather than as a second handle to it.
+    #[inline]
     pub(crate) fn parse(header: FixedHeader, body: Bytes) -> Result<Self, DecodeError> {
-        debug_assert_eq!(body.len(), header.remaining_length);
-        let ty = header.packet_type;
-        Ok(match ty {
-            PacketType::Publish => Self::Publish(Publish::parse(header.flags, body)?),
-            PacketType::PubAck => Self::PubAck(PubAck::parse(&body)?),
-            PacketType::PubRec => Self::PubRec(PubRec::parse(&body)?),
-            PacketType::PubRel => Self::PubRel(PubRel::parse(&body)?),
-            PacketType::PubComp => Self::PubComp(PubComp::parse(&body)?),
-            PacketType::Connect => Self::Connect(Box::new(Connect::parse(&body)?)),
-            PacketType::ConnAck => Self::ConnAck(ConnAck::parse(&body)?),
-            PacketType::Subscribe => Self::Subscribe(Subscribe::parse(&body)?),
-            PacketType::SubAck => Self::SubAck(SubAck::parse(&body)?),
-            PacketType::Unsubscribe => Self::Unsubscribe(Unsubscribe::parse(&body)?),
-            PacketType::UnsubAck => Self::UnsubAck(UnsubAck::parse(&body)?),
-            PacketType::PingReq => parse_body(ty, &body, |i| Ok((i, Self::PingReq)))?,
-            PacketType::PingResp => parse_body(ty, &body, |i| Ok((i, Self::PingResp)))?,
-            PacketType::Disconnect => Self::Disconnect(Disconnect::parse(&body)?),
-        })
+        if header.packet_type == PacketType::Publish {
+            return Publish::parse(header.flags, body).map(Self::Publish);
+        }
+        PacketRef::parse(header, &body).map(|packet| packet.to_owned_in(&body))
     }
 
     /// Size of the body (what follows the fixed header), and the fixed header's first byte.

@@ -3,9 +3,10 @@
 use bytes::{Buf, BufMut, Bytes};
 
 use crate::{
-    frame::{encode_fixed_header, put_short},
-    primitive::{packet_id, put_length_prefixed, u16, ParseError},
-    DecodeError, PacketId, PacketType, QoS, TopicName,
+    frame::{remaining_length_len, write_fixed_header},
+    primitive::put_length_prefixed,
+    string::share_or_copy,
+    DecodeError, PacketId, PacketType, QoS, TopicName, TopicNameRef,
 };
 
 const FLAG_RETAIN: u8 = 0b0001;
@@ -129,50 +130,16 @@ impl Publish {
         self.delivery.dup()
     }
 
-    /// Parses a PUBLISH whose fixed-header flags are `flags` from its whole `body`; the
-    /// topic is split off `body` and the payload is what remains of it, neither copied.
-    ///
-    /// This is the decoder's hot path, so it works on the `Bytes` directly rather than
-    /// through [`parse_body`](crate::primitive::parse_body): one reference-count update for
-    /// the topic, none for the payload.
+    /// Parses a PUBLISH whose fixed-header flags are `flags` from its whole `body`: the
+    /// borrowed parse, then the topic is a slice of `body` and the payload is what remains of
+    /// it, neither copied (one reference-count update, for the topic).
     #[inline]
     pub(crate) fn parse(flags: u8, mut body: Bytes) -> Result<Self, DecodeError> {
-        let qos = (flags >> QOS_SHIFT) & 0b11;
-        let dup = flags & FLAG_DUP != 0;
-        let retain = flags & FLAG_RETAIN != 0;
-        // [MQTT-3.3.1-4] A PUBLISH Packet MUST NOT have both QoS bits set to 1.
-        if qos == 3 {
-            return Err(DecodeError::InvalidQoS);
-        }
-        // [MQTT-3.3.1-2] The DUP flag MUST be set to 0 for all QoS 0 messages.
-        if qos == 0 && dup {
-            return Err(DecodeError::DupOnQos0);
-        }
-        let truncated = || DecodeError::Truncated(PacketType::Publish);
-        let (_, topic_len) = u16(&body).map_err(|_| truncated())?;
-        let topic_end = 2 + usize::from(topic_len);
-        let id_len = if qos == 0 { 0 } else { 2 };
-        if body.len() < topic_end + id_len {
-            return Err(truncated());
-        }
-        let mut topic = body.split_to(topic_end);
-        topic.advance(2);
-        let topic = TopicName::from_bytes(topic)?;
-        let delivery = if qos == 0 {
-            Delivery::AtMostOnce
-        } else {
-            let (_, packet_id) = packet_id(&body).map_err(|e| match e {
-                nom::Err::Failure(ParseError::Invalid(e)) => e,
-                _ => truncated(),
-            })?;
-            body.advance(2);
-            if qos == 1 {
-                Delivery::AtLeastOnce { packet_id, dup }
-            } else {
-                Delivery::ExactlyOnce { packet_id, dup }
-            }
-        };
-        // The payload is whatever follows (section 3.3.3), possibly nothing.
+        let publish = PublishRef::parse(flags, &body)?;
+        let topic = publish.topic.to_owned_in(&body);
+        let payload_start = body.len() - publish.payload.len();
+        let (delivery, retain) = (publish.delivery, publish.retain);
+        body.advance(payload_start);
         Ok(Self {
             topic,
             payload: body,
@@ -181,7 +148,18 @@ impl Publish {
         })
     }
 
+    /// This PUBLISH, borrowed.
+    pub fn as_publish_ref(&self) -> PublishRef<'_> {
+        PublishRef {
+            topic: self.topic.as_ref_name(),
+            payload: &self.payload,
+            delivery: self.delivery,
+            retain: self.retain,
+        }
+    }
+
     /// Size of the variable header: the topic and, for QoS 1 and 2, the packet identifier.
+    #[inline]
     pub(crate) fn variable_header_len(&self) -> usize {
         let id_len = match self.delivery {
             Delivery::AtMostOnce => 0,
@@ -190,33 +168,69 @@ impl Publish {
         self.topic.as_mqtt_string().encoded_len() + id_len
     }
 
+    #[inline]
     pub(crate) fn body_len(&self) -> usize {
         self.variable_header_len() + self.payload.len()
     }
 
+    #[inline]
     pub(crate) fn first_byte(&self) -> u8 {
-        let mut byte = ((PacketType::Publish as u8) << 4) | ((self.qos() as u8) << QOS_SHIFT);
-        if self.dup() {
+        self.first_byte_and_id().0
+    }
+
+    /// The fixed header's first byte and the packet identifier, from one look at the
+    /// delivery.
+    #[inline]
+    fn first_byte_and_id(&self) -> (u8, Option<PacketId>) {
+        let (qos, dup, id) = match self.delivery {
+            Delivery::AtMostOnce => (0, false, None),
+            Delivery::AtLeastOnce { packet_id, dup } => (1, dup, Some(packet_id)),
+            Delivery::ExactlyOnce { packet_id, dup } => (2, dup, Some(packet_id)),
+        };
+        let mut byte = ((PacketType::Publish as u8) << 4) | (qos << QOS_SHIFT);
+        if dup {
             byte |= FLAG_DUP;
         }
         if self.retain {
             byte |= FLAG_RETAIN;
         }
-        byte
+        (byte, id)
     }
 
-    /// Writes everything but the payload: the fixed header for a body of `body_len` bytes,
-    /// the topic and the packet identifier, in three copies.
+    /// What the head of the packet needs, worked out once.
     #[inline]
-    pub(crate) fn write_head(&self, dst: &mut impl BufMut, body_len: usize) {
+    pub(crate) fn head(&self) -> Head {
+        let (first_byte, packet_id) = self.first_byte_and_id();
+        let id_len = if packet_id.is_some() { 2 } else { 0 };
+        Head {
+            first_byte,
+            body_len: 2 + self.topic.len() + id_len + self.payload.len(),
+            packet_id,
+        }
+    }
+
+    /// Writes everything but the payload: the fixed header for `head.body_len` (which must
+    /// not exceed [`MAX_REMAINING_LENGTH`](crate::MAX_REMAINING_LENGTH)), the topic and the packet identifier.
+    #[inline]
+    pub(crate) fn write_head(&self, dst: &mut impl BufMut, head: &Head) {
         let topic = self.topic.as_bytes();
-        // Fixed header and topic length together: at most 5 + 2 bytes.
-        let mut head = [0u8; 7];
-        let n = encode_fixed_header(&mut head, self.first_byte(), body_len);
-        head[n..n + 2].copy_from_slice(&(topic.len() as u16).to_be_bytes());
-        put_short(dst, &head, n + 2);
+        // The fixed header and the topic's length, built in a register and written together
+        // (see `write_fixed_header`) for a packet under 16 KiB.
+        let (first_byte, topic_len) = (u32::from(head.first_byte), topic.len() as u32);
+        match head.body_len {
+            len @ 0..=0x7f => dst.put_u32(first_byte << 24 | (len as u32) << 16 | topic_len),
+            len @ 0x80..=0x3fff => {
+                dst.put_u8(head.first_byte);
+                let len = len as u32;
+                dst.put_u32((len & 0x7f | 0x80) << 24 | (len >> 7) << 16 | topic_len);
+            }
+            len => {
+                write_fixed_header(dst, head.first_byte, len);
+                dst.put_u16(topic_len as u16);
+            }
+        }
         dst.put_slice(topic);
-        if let Some(id) = self.packet_id() {
+        if let Some(id) = head.packet_id {
             dst.put_u16(id.get());
         }
     }
@@ -227,6 +241,167 @@ impl Publish {
             dst.put_u16(id.get());
         }
         dst.put_slice(&self.payload);
+    }
+}
+
+/// One bit per value of a PUBLISH's fixed-header flags, set when [`invalid_flags`] finds
+/// nothing wrong with them.
+const VALID_FLAGS: u16 = {
+    let mut valid = 0u16;
+    let mut flags = 0;
+    while flags < 16 {
+        let qos = (flags >> QOS_SHIFT) & 0b11;
+        if qos != 3 && !(qos == 0 && flags & FLAG_DUP != 0) {
+            valid |= 1 << flags;
+        }
+        flags += 1;
+    }
+    valid
+};
+
+/// What is wrong with the fixed-header flags of a PUBLISH that [`VALID_FLAGS`] refuses.
+#[cold]
+fn invalid_flags(flags: u8) -> DecodeError {
+    // [MQTT-3.3.1-4] A PUBLISH Packet MUST NOT have both QoS bits set to 1.
+    if (flags >> QOS_SHIFT) & 0b11 == 3 {
+        return DecodeError::InvalidQoS;
+    }
+    // [MQTT-3.3.1-2] The DUP flag MUST be set to 0 for all QoS 0 messages.
+    DecodeError::DupOnQos0
+}
+
+/// The head of a PUBLISH being encoded: what [`Publish::head`] works out once.
+pub(crate) struct Head {
+    first_byte: u8,
+    /// The size of the body; the packet can be written only when it is at most
+    /// [`MAX_REMAINING_LENGTH`](crate::MAX_REMAINING_LENGTH).
+    pub(crate) body_len: usize,
+    packet_id: Option<PacketId>,
+}
+
+impl Head {
+    /// Size of the fixed header.
+    pub(crate) const fn fixed_header_len(&self) -> usize {
+        1 + remaining_length_len(self.body_len)
+    }
+}
+
+/// PUBLISH borrowed from the bytes it was decoded from, by
+/// [`Codec::decode_ref`](crate::Codec::decode_ref): the counterpart of [`Publish`].
+///
+/// The topic was validated like an owned one's ([`TopicNameRef`]); the payload is the rest of
+/// the packet. Nothing is copied and no reference count is touched.
+///
+/// ```
+/// # use haka_codec::{Codec, Delivery, PacketRef, Publish, TopicName};
+/// let mut wire = bytes::BytesMut::new();
+/// let publish = Publish::new(TopicName::new("a/b")?, Delivery::AtMostOnce, "hi");
+/// Codec::new().encode_publish(&publish, &mut wire)?;
+///
+/// let Some((PacketRef::Publish(p), used)) = Codec::new().decode_ref(&wire)? else {
+///     panic!("a whole PUBLISH")
+/// };
+/// assert_eq!((p.topic.as_str(), p.payload, used), ("a/b", &b"hi"[..], wire.len()));
+/// assert_eq!(p, publish.as_publish_ref());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PublishRef<'a> {
+    /// The topic the message is published to.
+    pub topic: TopicNameRef<'a>,
+    /// The application message; any bytes, possibly none (section 3.3.3).
+    pub payload: &'a [u8],
+    /// QoS, with the packet identifier and DUP flag that only QoS 1 and 2 have.
+    pub delivery: Delivery,
+    /// Whether the server retains the message for future subscribers (section 3.3.1.3).
+    pub retain: bool,
+}
+
+impl<'a> PublishRef<'a> {
+    /// A message with `payload` for `topic`, not retained.
+    pub const fn new(topic: TopicNameRef<'a>, delivery: Delivery, payload: &'a [u8]) -> Self {
+        Self {
+            topic,
+            payload,
+            delivery,
+            retain: false,
+        }
+    }
+
+    /// The QoS level.
+    pub const fn qos(&self) -> QoS {
+        self.delivery.qos()
+    }
+
+    /// The packet identifier, for QoS 1 and 2.
+    pub const fn packet_id(&self) -> Option<PacketId> {
+        self.delivery.packet_id()
+    }
+
+    /// Whether the DUP flag is set.
+    pub const fn dup(&self) -> bool {
+        self.delivery.dup()
+    }
+
+    /// The owned PUBLISH, whose topic and payload share `frame` when they lie inside it (as
+    /// they do in a packet decoded from `frame`) and are copied otherwise.
+    pub fn to_owned_in(&self, frame: &Bytes) -> Publish {
+        Publish {
+            topic: self.topic.to_owned_in(frame),
+            payload: share_or_copy(frame, self.payload),
+            delivery: self.delivery,
+            retain: self.retain,
+        }
+    }
+
+    /// Parses a PUBLISH whose fixed-header flags are `flags` from its whole `body`.
+    ///
+    /// This is the decoder's hot path, so it reads its two fields by hand rather than with
+    /// nom and [`parse_body`](crate::primitive::parse_body): the payload is whatever follows
+    /// them, so there is nothing left over to check.
+    #[inline(always)]
+    pub(crate) fn parse(flags: u8, body: &'a [u8]) -> Result<Self, DecodeError> {
+        // One lookup for both rules of the flags.
+        if VALID_FLAGS & (1 << (flags & 0x0f)) == 0 {
+            return Err(invalid_flags(flags));
+        }
+        let qos = (flags >> QOS_SHIFT) & 0b11;
+        let dup = flags & FLAG_DUP != 0;
+        let retain = flags & FLAG_RETAIN != 0;
+        let truncated = || DecodeError::Truncated(PacketType::Publish);
+        let Some((&topic_len, rest)) = body.split_first_chunk::<2>() else {
+            return Err(truncated());
+        };
+        let topic_len = usize::from(u16::from_be_bytes(topic_len));
+        let id_len = if qos == 0 { 0 } else { 2 };
+        // The topic and the packet identifier must both be there before either is checked.
+        if rest.len() < topic_len + id_len {
+            return Err(truncated());
+        }
+        let (topic, rest) = rest.split_at(topic_len);
+        let topic = TopicNameRef::from_wire(topic)?;
+        let (delivery, payload) = match (qos, rest.split_first_chunk::<2>()) {
+            (0, _) => (Delivery::AtMostOnce, rest),
+            (_, None) => return Err(truncated()),
+            (_, Some((&id, payload))) => {
+                // [MQTT-2.3.1-1] PUBLISH (in cases where QoS > 0) Control Packets MUST contain
+                // a non-zero 16-bit Packet Identifier.
+                let packet_id = PacketId::new(u16::from_be_bytes(id))?;
+                if qos == 1 {
+                    (Delivery::AtLeastOnce { packet_id, dup }, payload)
+                } else {
+                    (Delivery::ExactlyOnce { packet_id, dup }, payload)
+                }
+            }
+        };
+        // The payload is whatever follows (section 3.3.3), possibly nothing.
+        Ok(Self {
+            topic,
+            payload,
+            delivery,
+            retain,
+        })
     }
 }
 
@@ -244,5 +419,50 @@ impl<'a> arbitrary::Arbitrary<'a> for Publish {
             delivery,
             retain,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::{frame::encode_fixed_header, Codec};
+
+    /// The head written from registers is the same as the one written field by field, across
+    /// every size of remaining length.
+    #[test]
+    fn fast_head_writes_the_same_bytes() {
+        let codec = Codec::new();
+        for payload_len in [
+            0, 1, 100, 120, 121, 122, 123, 200, 16_000, 16_350, 16_352, 20_000,
+        ] {
+            for delivery in [
+                Delivery::AtMostOnce,
+                Delivery::ExactlyOnce {
+                    packet_id: PacketId::MAX,
+                    dup: true,
+                },
+            ] {
+                let mut publish = Publish::new(
+                    TopicName::new("sensors/room1/temperature").unwrap(),
+                    delivery,
+                    vec![0xa5; payload_len],
+                );
+                publish.retain = true;
+                let mut expected = vec![0u8; 5];
+                let n =
+                    encode_fixed_header(&mut expected, publish.first_byte(), publish.body_len());
+                expected.truncate(n);
+                publish.write_body(&mut expected);
+
+                let mut fast = BytesMut::new();
+                codec.encode_publish(&publish, &mut fast).unwrap();
+                assert_eq!(fast[..], expected[..], "payload of {payload_len} bytes");
+                let mut head = BytesMut::new();
+                codec.encode_publish_head(&publish, &mut head).unwrap();
+                assert_eq!(head[..], expected[..expected.len() - payload_len]);
+            }
+        }
     }
 }

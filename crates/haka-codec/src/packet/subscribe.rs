@@ -1,10 +1,14 @@
 //! SUBSCRIBE (section 3.8): the client asks for messages matching topic filters.
 
+use std::fmt;
+
 use bytes::{BufMut, Bytes};
 
 use crate::{
-    primitive::{invalid, packet_id, parse_body, put_length_prefixed, topic_filter, u8},
-    DecodeError, PacketId, PacketType, QoS, TopicFilter, ValueError,
+    primitive::{
+        invalid, length_prefixed, packet_id, parse_body, put_length_prefixed, topic_filter, u8,
+    },
+    DecodeError, MqttStrRef, PacketId, PacketType, QoS, TopicFilter, TopicFilterRef, ValueError,
 };
 
 /// SUBSCRIBE: one or more topic filters, each with the highest QoS the client wants for it.
@@ -68,40 +72,6 @@ impl Subscribe {
         self.subscriptions
     }
 
-    pub(crate) fn parse(body: &Bytes) -> Result<Self, DecodeError> {
-        parse_body(PacketType::Subscribe, body, |i| {
-            let (mut i, packet_id) = packet_id(i)?;
-            // Count the entries first so that a list of ordinary size is allocated once. The
-            // count is capped: entries of forged, empty filters take 3 bytes on the wire but
-            // a `Subscription` each in memory, and are refused only when parsed.
-            let mut subscriptions = Vec::with_capacity(count_entries(i, 1).min(MAX_PREALLOCATED));
-            while !i.is_empty() {
-                let (rest, filter) = topic_filter(body, i)?;
-                let (rest, options) = u8(rest)?;
-                // [MQTT-3.8.3-4] The Server MUST treat a SUBSCRIBE packet as malformed and
-                // close the Network Connection if any of Reserved bits in the payload are
-                // non-zero, or QoS is not 0,1 or 2.
-                let Ok(qos) = QoS::from_u8(options) else {
-                    return invalid(DecodeError::InvalidSubscriptionOptions(options));
-                };
-                subscriptions.push(Subscription { filter, qos });
-                i = rest;
-            }
-            // [MQTT-3.8.3-3] The payload of a SUBSCRIBE packet MUST contain at least one Topic
-            // Filter / QoS pair.
-            if subscriptions.is_empty() {
-                return invalid(DecodeError::EmptySubscribe);
-            }
-            Ok((
-                i,
-                Self {
-                    packet_id,
-                    subscriptions,
-                },
-            ))
-        })
-    }
-
     pub(crate) fn body_len(&self) -> usize {
         2 + self
             .subscriptions
@@ -123,22 +93,171 @@ impl Subscribe {
     }
 }
 
-/// The most list entries allocated before any is parsed; longer lists grow as they are parsed.
-pub(crate) const MAX_PREALLOCATED: usize = 64;
+/// SUBSCRIBE borrowed from the bytes it was decoded from, by
+/// [`Codec::decode_ref`](crate::Codec::decode_ref): the counterpart of [`Subscribe`].
+///
+/// Every filter and requested QoS was checked when the packet was parsed, by the same rules
+/// as the owned decode; [`SubscribeRef::subscriptions`] then reads them from the packet's
+/// bytes as it goes, without allocating.
+///
+/// ```
+/// # use haka_codec::{Codec, PacketId, PacketRef, QoS, Subscribe, Subscription, TopicFilter};
+/// let subscribe = Subscribe::new(
+///     PacketId::new(3)?,
+///     vec![
+///         Subscription::new(TopicFilter::new("a/+")?, QoS::AtLeastOnce),
+///         Subscription::new(TopicFilter::new("b/#")?, QoS::AtMostOnce),
+///     ],
+/// )?;
+/// let mut wire = bytes::BytesMut::new();
+/// Codec::new().encode(&subscribe.into(), &mut wire)?;
+///
+/// let Some((PacketRef::Subscribe(s), _)) = Codec::new().decode_ref(&wire)? else {
+///     panic!("a whole SUBSCRIBE")
+/// };
+/// assert_eq!(s.len(), 2);
+/// let filters: Vec<(&str, QoS)> = s.subscriptions().map(|s| (s.filter.as_str(), s.qos)).collect();
+/// assert_eq!(filters, [("a/+", QoS::AtLeastOnce), ("b/#", QoS::AtMostOnce)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct SubscribeRef<'a> {
+    /// Identifies the request until its SUBACK.
+    pub packet_id: PacketId,
+    /// The payload: one or more validated entries, each a filter and its options byte.
+    entries: &'a [u8],
+    /// How many entries `entries` holds.
+    len: usize,
+}
 
-/// Counts the length-prefixed entries of a list, each followed by `trailer` bytes, stopping
-/// where the input ends or an entry runs past it.
-pub(crate) fn count_entries(mut i: &[u8], trailer: usize) -> usize {
-    let mut count = 0;
-    while let [hi, lo, rest @ ..] = i {
-        let len = usize::from(u16::from_be_bytes([*hi, *lo])) + trailer;
-        count += 1;
-        match rest.get(len..) {
-            Some(next) => i = next,
-            None => break,
+/// One topic filter of a borrowed SUBSCRIBE with its requested QoS: the counterpart of
+/// [`Subscription`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct SubscriptionRef<'a> {
+    /// The filter.
+    pub filter: TopicFilterRef<'a>,
+    /// The highest QoS at which the server may send matching messages.
+    pub qos: QoS,
+}
+
+impl<'a> SubscribeRef<'a> {
+    /// The subscriptions, in the order they were requested; never empty.
+    pub fn subscriptions(&self) -> Subscriptions<'a> {
+        Subscriptions {
+            rest: self.entries,
+            len: self.len,
         }
     }
-    count
+
+    /// Number of subscriptions; never 0.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always `false`: a SUBSCRIBE holds at least one subscription [MQTT-3.8.3-3].
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The owned SUBSCRIBE, whose filters share `frame` when they lie inside it (as they do
+    /// in a packet decoded from `frame`) and are copied otherwise.
+    pub fn to_owned_in(&self, frame: &Bytes) -> Subscribe {
+        // `len` counts entries that were parsed, not a length read from the wire.
+        let mut subscriptions = Vec::with_capacity(self.len);
+        subscriptions.extend(self.subscriptions().map(|s| Subscription {
+            filter: s.filter.to_owned_in(frame),
+            qos: s.qos,
+        }));
+        Subscribe {
+            packet_id: self.packet_id,
+            subscriptions,
+        }
+    }
+
+    /// Parses the whole `body` of a SUBSCRIBE, checking every entry.
+    pub(crate) fn parse(body: &'a [u8]) -> Result<Self, DecodeError> {
+        parse_body(PacketType::Subscribe, body, |i| {
+            let (entries, packet_id) = packet_id(i)?;
+            let (mut i, mut len) = (entries, 0);
+            while !i.is_empty() {
+                let (rest, _filter) = topic_filter(i)?;
+                let (rest, options) = u8(rest)?;
+                // [MQTT-3.8.3-4] The Server MUST treat a SUBSCRIBE packet as malformed and
+                // close the Network Connection if any of Reserved bits in the payload are
+                // non-zero, or QoS is not 0,1 or 2.
+                if QoS::from_u8(options).is_err() {
+                    return invalid(DecodeError::InvalidSubscriptionOptions(options));
+                }
+                len += 1;
+                i = rest;
+            }
+            // [MQTT-3.8.3-3] The payload of a SUBSCRIBE packet MUST contain at least one Topic
+            // Filter / QoS pair.
+            if len == 0 {
+                return invalid(DecodeError::EmptySubscribe);
+            }
+            Ok((
+                i,
+                Self {
+                    packet_id,
+                    entries,
+                    len,
+                },
+            ))
+        })
+    }
+}
+
+impl fmt::Debug for SubscribeRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscribeRef")
+            .field("packet_id", &self.packet_id)
+            .field("subscriptions", &self.subscriptions())
+            .finish()
+    }
+}
+
+/// The subscriptions of a [`SubscribeRef`], read from the packet's bytes as they are iterated.
+#[derive(Clone)]
+pub struct Subscriptions<'a> {
+    rest: &'a [u8],
+    len: usize,
+}
+
+impl<'a> Iterator for Subscriptions<'a> {
+    type Item = SubscriptionRef<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<SubscriptionRef<'a>> {
+        // The entries were checked when the packet was parsed; reading them again cannot fail,
+        // and would end the iteration rather than panic if it did.
+        let (rest, filter) = length_prefixed(self.rest).ok()?;
+        let (&options, rest) = rest.split_first()?;
+        let filter = MqttStrRef::from_wire(filter).ok()?;
+        let qos = QoS::from_u8(options).ok()?;
+        self.rest = rest;
+        self.len = self.len.saturating_sub(1);
+        Some(SubscriptionRef {
+            filter: TopicFilterRef::from_valid(filter.as_str()),
+            qos,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len, Some(self.len))
+    }
+}
+
+impl ExactSizeIterator for Subscriptions<'_> {}
+
+impl std::iter::FusedIterator for Subscriptions<'_> {}
+
+impl fmt::Debug for Subscriptions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
+    }
 }
 
 #[cfg(feature = "arbitrary")]
