@@ -42,6 +42,9 @@ use crate::{
 
 /// How many bytes the driver gathers from the session for one write.
 const WRITE_BATCH: usize = 256 * 1024;
+/// Room past [`WRITE_BATCH`] for the session's last call, which may go over it by one packet
+/// budget.
+const TRANSMIT_SLACK: usize = 128 * 1024;
 /// How many queued commands the driver takes in one go, sharing one store commit.
 const COMMAND_BATCH: usize = 256;
 
@@ -288,7 +291,7 @@ impl<S: Store> Driver<S> {
             self.session.disconnect();
         }
         let mut input = BytesMut::with_capacity(64 * 1024);
-        let mut out = BytesMut::with_capacity(64 * 1024);
+        let mut out = BytesMut::with_capacity(WRITE_BATCH + TRANSMIT_SLACK);
         let mut write_closed = false;
         // Bytes were written and may sit in the transport's buffers (TLS records) until it is
         // flushed.
