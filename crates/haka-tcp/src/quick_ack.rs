@@ -34,6 +34,13 @@ use tokio::{
 /// every read instead would add a system call and an extra TCP segment to each message's
 /// path, before the application sees it.
 ///
+/// Even when idle, the stream first gives the task's runtime one turn: the first read that
+/// finds nothing wakes the task again and asks nothing; only if the next read still finds
+/// nothing, with nothing written, is the acknowledgement sent. So on a runtime shared with
+/// the application (or another connection), the tasks already woken, such as the one about
+/// to take a message just received, run before the system call, and a write in that turn
+/// makes it unnecessary.
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use haka_tcp::QuickAckStream;
@@ -49,9 +56,22 @@ use tokio::{
 #[derive(Debug)]
 pub struct QuickAckStream {
     inner: TcpStream,
+    /// What is owed to the peer's data.
+    ack: Ack,
+}
+
+/// The acknowledgement of what the stream has read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ack {
+    /// Nothing read since the last write (which carried the acknowledgement), or already
+    /// asked for.
+    Settled,
     /// Data was read and nothing written since: the kernel may be delaying its
     /// acknowledgement.
-    ack_owed: bool,
+    Owed,
+    /// Still owed after a read found nothing; the task was woken to give others a turn, and
+    /// the next read that finds nothing asks for it.
+    Due,
 }
 
 impl QuickAckStream {
@@ -59,7 +79,7 @@ impl QuickAckStream {
     pub fn new(stream: TcpStream) -> Self {
         Self {
             inner: stream,
-            ack_owed: false,
+            ack: Ack::Settled,
         }
     }
 
@@ -89,7 +109,7 @@ impl QuickAckStream {
     /// Outgoing data carries the acknowledgement of everything received so far.
     fn written(&mut self, poll: &Poll<io::Result<usize>>) {
         if matches!(poll, Poll::Ready(Ok(n)) if *n > 0) {
-            self.ack_owed = false;
+            self.ack = Ack::Settled;
         }
     }
 }
@@ -108,12 +128,17 @@ impl AsyncRead for QuickAckStream {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        match poll {
-            Poll::Ready(Ok(())) if buf.filled().len() > before => self.ack_owed = true,
-            Poll::Pending if self.ack_owed => {
+        match (&poll, self.ack) {
+            (Poll::Ready(Ok(())), _) if buf.filled().len() > before => self.ack = Ack::Owed,
+            (Poll::Pending, Ack::Owed) => {
+                // Let the tasks already woken run first: one of them may write.
+                self.ack = Ack::Due;
+                cx.waker().wake_by_ref();
+            }
+            (Poll::Pending, Ack::Due) => {
                 // About to wait with nothing written since the last data: do not let the
                 // kernel sit on that data's acknowledgement.
-                self.ack_owed = false;
+                self.ack = Ack::Settled;
                 self.quick_ack();
             }
             _ => {}
@@ -225,12 +250,21 @@ mod tests {
         // Data, then a write: the write carries the acknowledgement, nothing is asked.
         server.write_all(b"more").await.unwrap();
         client.read_exact(&mut got).await.unwrap();
-        assert!(client.ack_owed);
+        assert_eq!(client.ack, Ack::Owed);
         client.write_all(b"back").await.unwrap();
-        assert!(!client.ack_owed);
+        assert_eq!(client.ack, Ack::Settled);
         server.read_exact(&mut got).await.unwrap();
         assert_eq!(poll_read_once(&mut client).await, None);
-        assert!(!client.ack_owed);
+        assert_eq!(client.ack, Ack::Settled);
+
+        // Data, a read that finds nothing, then a write in the turn given: nothing asked.
+        server.write_all(b"next").await.unwrap();
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(poll_read_once(&mut client).await, None);
+        assert_eq!(client.ack, Ack::Due);
+        client.write_all(b"back").await.unwrap();
+        assert_eq!(client.ack, Ack::Settled);
+        server.read_exact(&mut got).await.unwrap();
 
         // Back to delayed acknowledgements, as after any exchange.
         socket2::SockRef::from(client.get_ref())
@@ -238,13 +272,15 @@ mod tests {
             .unwrap();
         assert!(!quick_ack(&client));
 
-        // Data, then nothing to read and nothing written: the acknowledgement goes now.
+        // Data, then nothing to read twice and nothing written: the acknowledgement goes.
         server.write_all(b"last").await.unwrap();
         client.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"last");
-        assert!(client.ack_owed);
+        assert_eq!(client.ack, Ack::Owed);
         assert_eq!(poll_read_once(&mut client).await, None);
-        assert!(!client.ack_owed);
+        assert_eq!(client.ack, Ack::Due);
+        assert_eq!(poll_read_once(&mut client).await, None);
+        assert_eq!(client.ack, Ack::Settled);
         assert!(quick_ack(&client));
     }
 
