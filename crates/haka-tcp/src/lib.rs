@@ -35,11 +35,16 @@
 //! - **Typed failures.** [`ConnectError`] tells a name that does not resolve from a timeout
 //!   from every address refusing, and lists each address dialled with its error.
 //! - **`TCP_NODELAY`** is set on the stream returned.
+//! - **No delayed acknowledgements.** [`QuickAckStream`] wraps the stream so that what it
+//!   reads is acknowledged at once, which keeps a broker with Nagle's algorithm on from
+//!   stalling on its own small acknowledgements.
 //!
 //! TLS is layered on the stream by `haka-tls`.
 
 mod connect;
 mod error;
+mod quick_ack;
 
 pub use connect::{connect, TcpConnector};
 pub use error::{ConnectAttempt, ConnectError};
+pub use quick_ack::QuickAckStream;

@@ -100,6 +100,49 @@ impl Future for PublishHandle {
     }
 }
 
+/// A message being published: queued already, resolving to its [`PublishHandle`] once it is
+/// safe (committed, with a durable store). From [`Client::publish`].
+///
+/// Dropping it does not withdraw the message.
+#[derive(Debug)]
+#[must_use = "the message is queued; await this to learn whether it was stored and to get its handle"]
+pub struct Publishing {
+    /// `None` once resolved.
+    state: Option<PublishingState>,
+}
+
+type PublishingState = Result<
+    (
+        PublishHandle,
+        Option<oneshot::Receiver<Result<(), ClientError>>>,
+    ),
+    ClientError,
+>;
+
+impl Future for Publishing {
+    type Output = Result<PublishHandle, ClientError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(Ok((_, Some(stored)))) = &mut this.state {
+            let stored = match Pin::new(stored).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(stored)) => stored,
+                Poll::Ready(Err(_)) => Err(ClientError::Closed),
+            };
+            if let Err(error) = stored {
+                this.state = None;
+                return Poll::Ready(Err(error));
+            }
+        }
+        match this.state.take() {
+            Some(Ok((handle, _))) => Poll::Ready(Ok(handle)),
+            Some(Err(error)) => Poll::Ready(Err(error)),
+            None => panic!("`Publishing` polled after it resolved"),
+        }
+    }
+}
+
 impl Client {
     /// Starts a client with `options`: opens the store, and starts the driver, which
     /// connects (and reconnects) in the background. Returns at once, before any connection:
@@ -195,27 +238,53 @@ impl Client {
         answer.await.map_err(|_| ClientError::Closed)
     }
 
-    /// Publishes `payload` to `topic`. Returns once the message is queued (and, with a
-    /// durable store, committed to it), with a handle that completes when the broker has it.
+    /// Publishes `payload` to `topic`: the message is queued **when this is called**, and
+    /// the future returned resolves once it is safe (at once with the memory store; once
+    /// committed with a durable store) to a handle that completes when the broker has it.
     ///
-    /// With the memory store this does not wait for the driver at all, so a loop of
-    /// publishes runs at the speed of the connection; with a durable store, publishes made
-    /// concurrently (from several tasks, or futures joined together) share one commit.
+    /// Because the message is queued before the future is first polled, publishes are
+    /// pipelined simply by calling `publish` several times and awaiting the futures later,
+    /// in order; with a durable store, the messages queued before the driver next runs share
+    /// one commit. Dropping the future does not withdraw the message (the handle is lost,
+    /// not the message).
     ///
-    /// Refused, with nothing queued, when the queue is at its limits or the topic is invalid.
-    pub async fn publish(
+    /// ```no_run
+    /// # async fn run(client: haka::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// use haka::QoS;
+    ///
+    /// // One at a time: returns once stored, then wait for the broker.
+    /// client.publish("sensors/1", QoS::AtLeastOnce, false, "21.5").await?.await?;
+    ///
+    /// // Pipelined: 100 messages queued at once, stored by one commit with a durable store.
+    /// let queued: Vec<_> = (0..100)
+    ///     .map(|i| client.publish("sensors/1", QoS::AtLeastOnce, false, format!("{i}")))
+    ///     .collect();
+    /// let mut handles = Vec::new();
+    /// for publishing in queued {
+    ///     handles.push(publishing.await?);
+    /// }
+    /// for handle in handles {
+    ///     handle.await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Refused, with nothing queued, when the queue is at its limits or the topic is invalid:
+    /// the future then resolves to that error.
+    pub fn publish(
         &self,
         topic: &str,
         qos: QoS,
         retain: bool,
         payload: impl Into<Bytes>,
-    ) -> Result<PublishHandle, ClientError> {
-        let topic = TopicName::new(topic)?;
-        let (handle, stored) = self.inbox.push(topic, qos, retain, payload.into())?;
-        if let Some(stored) = stored {
-            stored.await.map_err(|_| ClientError::Closed)??;
+    ) -> Publishing {
+        let queued = TopicName::new(topic)
+            .map_err(ClientError::from)
+            .and_then(|topic| self.inbox.push(topic, qos, retain, payload.into()));
+        Publishing {
+            state: Some(queued),
         }
-        Ok(handle)
     }
 
     /// Subscribes to `filter` at `qos`; returns the broker's answer (the granted QoS, or

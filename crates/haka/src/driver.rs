@@ -10,10 +10,14 @@ use std::{
     collections::HashMap,
     future::Future,
     hash::{BuildHasherDefault, Hasher},
+    io,
+    pin::Pin,
     sync::Arc,
+    task::{Context, Poll, Waker},
+    time::Duration,
 };
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use haka_codec::{QoS, SubscribeReturnCode, Subscription, TopicFilter};
 use haka_session::store::Stage;
 use haka_session::{
@@ -21,7 +25,7 @@ use haka_session::{
     RequestId, Session, Store,
 };
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncReadExt, AsyncWrite, AsyncWriteExt},
     sync::{broadcast, mpsc, oneshot},
     time::Instant,
 };
@@ -38,6 +42,9 @@ use crate::{
 
 /// How many bytes the driver gathers from the session for one write.
 const WRITE_BATCH: usize = 256 * 1024;
+/// Room past [`WRITE_BATCH`] for the session's last call, which may go over it by one packet
+/// budget.
+const TRANSMIT_SLACK: usize = 128 * 1024;
 /// How many queued commands the driver takes in one go, sharing one store commit.
 const COMMAND_BATCH: usize = 256;
 
@@ -150,6 +157,9 @@ pub(crate) struct Driver<S: Store> {
     /// A flush completed on the current connection: what was queued first (the resends,
     /// pipelined behind CONNECT) reached the network.
     flushed: bool,
+    /// Messages handed to the application so far (wrapping), to notice a round that
+    /// delivered some.
+    delivered: u64,
 }
 
 /// What a subscription request asked, kept to remember what was granted.
@@ -194,6 +204,7 @@ impl<S: Store> Driver<S> {
             progress: false,
             closed_by_peer: false,
             flushed: false,
+            delivered: 0,
             subscriptions: HashMap::new(),
             requested: HashMap::new(),
         }
@@ -280,15 +291,27 @@ impl<S: Store> Driver<S> {
             self.session.disconnect();
         }
         let mut input = BytesMut::with_capacity(64 * 1024);
-        let mut out = BytesMut::with_capacity(64 * 1024);
+        let mut out = BytesMut::with_capacity(WRITE_BATCH + TRANSMIT_SLACK);
         let mut write_closed = false;
         // Bytes were written and may sit in the transport's buffers (TLS records) until it is
         // flushed.
         let mut needs_flush = false;
+        // One timer for the connection, moved rather than rebuilt: pushing a deadline later
+        // costs an atomic update, registering a new timer takes the runtime's timer lock.
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
+            let delivered = self.delivered;
             if let Some(reason) = self.pump_events() {
                 self.connection_ended(reason);
                 return;
+            }
+            if self.delivered != delivered {
+                // Let the application take what was just delivered before the driver writes
+                // or reads more: a message's latency should not include our next system
+                // calls.
+                tokio::task::yield_now().await;
             }
             self.inbox
                 .set_session_queue(self.session.queued_messages(), self.session.queued_bytes());
@@ -318,6 +341,34 @@ impl<S: Store> Driver<S> {
                 input.reserve(64 * 1024);
             }
             let deadline = self.session.poll_timeout().map(Instant::from_std);
+            if deadline != armed {
+                if let Some(deadline) = deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                armed = deadline;
+            }
+            if !out.is_empty() {
+                // Write at once, before reading more: outgoing data then carries the
+                // acknowledgement of what was read, and a message goes out without a round
+                // through the select below. What the transport does not take now waits
+                // there.
+                match write_now(&mut writer, &mut out) {
+                    Some(Ok(0)) => {
+                        self.session.handle_connection_lost(now());
+                        continue;
+                    }
+                    Some(Ok(_)) => {
+                        needs_flush = true;
+                        continue;
+                    }
+                    Some(Err(error)) => {
+                        debug!(%error, "write failed");
+                        self.session.handle_connection_lost(now());
+                        continue;
+                    }
+                    None => {}
+                }
+            }
             tokio::select! {
                 // Write what is queued, then flush it out of the transport's buffers (TLS
                 // records wait there otherwise). Both are safe to drop half-way: nothing is
@@ -375,7 +426,9 @@ impl<S: Store> Driver<S> {
                         apply(&mut self.session, op);
                     }
                 }
-                () = sleep_until(deadline), if deadline.is_some() => {
+                () = &mut timer, if armed.is_some() => {
+                    // Fired: armed again on the next round, whatever the deadline.
+                    armed = None;
                     self.session.handle_timeout(now());
                 }
             }
@@ -423,6 +476,7 @@ impl<S: Store> Driver<S> {
                 }
                 SessionEvent::Message(incoming) => {
                     self.made_progress();
+                    self.delivered = self.delivered.wrapping_add(1);
                     self.deliver(incoming);
                 }
                 SessionEvent::PublishReceived { .. } => self.made_progress(),
@@ -810,9 +864,19 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+/// Writes what `writer` takes of `out` without waiting; `None` when it would wait (a later
+/// poll with a real waker, in the driver's select, waits for it).
+fn write_now<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &mut BytesMut,
+) -> Option<io::Result<usize>> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(writer).poll_write(&mut cx, out) {
+        Poll::Ready(Ok(n)) => {
+            out.advance(n);
+            Some(Ok(n))
+        }
+        Poll::Ready(Err(error)) => Some(Err(error)),
+        Poll::Pending => None,
     }
 }

@@ -44,9 +44,10 @@
 //!
 //! # Guarantees and their limits
 //!
-//! - A QoS 1 or 2 message accepted by [`Client::publish`] is in the store when the call
-//!   returns; with [`StoreOptions::Directory`] it survives a killed process, and a client
-//!   started on the same directory sends it.
+//! - A QoS 1 or 2 message whose [`Client::publish`] future resolved to `Ok` is in the store;
+//!   with [`StoreOptions::Directory`] it survives a killed process, and a client started on
+//!   the same directory sends it. The message is queued when `publish` is called, so many
+//!   publishes can be pipelined and share one commit ([`Publishing`]).
 //! - A broker that refuses a message the same way on every connection (for example answers a
 //!   QoS 2 PUBLISH with PUBACK) does not trap the client: backoff applies, and after
 //!   [`ClientOptions::max_identical_failures`] the message's handle completes with
@@ -82,7 +83,7 @@ mod options;
 mod transport;
 
 pub use backoff::Backoff;
-pub use client::{Client, Event, PublishHandle};
+pub use client::{Client, Event, PublishHandle, Publishing};
 pub use error::{ClientError, ConnectError, PublishError, Refusal};
 pub use message::{Message, Messages};
 pub use options::{ClientOptions, Scheme, StoreOptions};

@@ -40,7 +40,8 @@ pub trait Connector: Send + Sync + 'static {
     fn connect(&self) -> ConnectFuture<'_>;
 }
 
-/// Plain TCP: every resolved address in turn, `TCP_NODELAY`, bounded by a timeout.
+/// Plain TCP: every resolved address in turn, `TCP_NODELAY`, immediate acknowledgements
+/// ([`haka_tcp::QuickAckStream`]), bounded by a timeout.
 #[derive(Debug, Clone)]
 pub struct TcpConnector {
     host: String,
@@ -65,7 +66,7 @@ impl Connector for TcpConnector {
             let stream = haka_tcp::connect(&self.host, self.port, self.timeout)
                 .await
                 .map_err(io::Error::other)?;
-            Ok(Box::new(stream) as BoxTransport)
+            Ok(Box::new(haka_tcp::QuickAckStream::new(stream)) as BoxTransport)
         })
     }
 }
@@ -95,6 +96,7 @@ impl Connector for TlsConnector {
             let stream = haka_tcp::connect(&self.tcp.host, self.tcp.port, self.tcp.timeout)
                 .await
                 .map_err(io::Error::other)?;
+            let stream = haka_tcp::QuickAckStream::new(stream);
             let handshake = self.tls.connect(&self.tcp.host, stream);
             let stream = tokio::time::timeout(self.tcp.timeout, handshake)
                 .await

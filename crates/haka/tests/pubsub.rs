@@ -354,12 +354,13 @@ async fn subscriptions_are_renewed_after_a_reconnection_with_clean_session() {
     let proxy = FaultProxy::start(broker.addr()).unwrap();
     let url = format!("mqtt://{}", proxy.addr());
     let (subscriber, mut messages) = Client::start(options(&url, "renew")).await.unwrap();
-    let mut events = subscriber.events();
     subscriber
         .subscribe("renewed/+", QoS::AtLeastOnce)
         .await
         .unwrap();
-    proxy.cut_all();
+    // Listening from here on: the first connection's event must not pass for the second's.
+    let mut events = subscriber.events();
+    assert_eq!(proxy.cut_all(), 1);
     wait_for(&mut events, |e| {
         matches!(
             e,

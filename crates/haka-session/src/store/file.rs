@@ -59,8 +59,16 @@ pub struct FileStoreOptions {
 }
 
 impl FileStoreOptions {
-    /// The default of [`FileStoreOptions::compact_min_bytes`]: 4 MiB.
-    pub const DEFAULT_COMPACT_MIN_BYTES: u64 = 4 << 20;
+    /// The default of [`FileStoreOptions::compact_min_bytes`]: 64 MiB.
+    ///
+    /// A compaction writes the live state and, whatever the [`Durability`], flushes it to
+    /// the disk before renaming it into place (a rename reaching the disk before the data
+    /// would lose everything the old log held). That flush costs milliseconds on a virtual
+    /// disk, so the default keeps compactions rare: with 4 MiB, a stream of 1 KiB messages
+    /// compacted every 3,700 messages and spent about a quarter of its time in those
+    /// flushes. Replaying 64 MiB when the store is opened takes tens of milliseconds; a
+    /// device with little storage sets a smaller value.
+    pub const DEFAULT_COMPACT_MIN_BYTES: u64 = 64 << 20;
 
     /// The defaults: [`Durability::Fsync`], compaction from
     /// [`FileStoreOptions::DEFAULT_COMPACT_MIN_BYTES`].
@@ -80,7 +88,8 @@ impl FileStoreOptions {
 
     /// The log is compacted when it is longer than both `bytes` and twice the size of the
     /// live state. Smaller values keep the file smaller at the cost of more frequent
-    /// compactions; the amortized cost per change stays constant either way.
+    /// compactions, each with a flush to the disk; the amortized cost per byte written
+    /// stays constant either way.
     #[must_use]
     pub const fn compact_min_bytes(mut self, bytes: u64) -> Self {
         self.compact_min_bytes = bytes;

@@ -3,14 +3,14 @@
 //! With the memory store `publish` returns at once (it does not wait for the driver); the loop
 //! keeps the handles of the last [`OUTSTANDING`] windows of messages and awaits the oldest
 //! before it goes further, while the driver keeps the in-flight window full. With the durable
-//! store each `publish` waits for the commit that stores its message, and commits are shared
-//! by publishes made concurrently, so `window` publishes are kept going at once (`buffered`),
-//! as the crate documentation suggests.
+//! store each `publish` resolves once the commit that stores its message is done; a message
+//! is queued when `publish` is called, so the loop keeps `window` of them being stored and
+//! awaits the oldest, and the messages queued meanwhile share one commit, as the crate
+//! documentation suggests.
 
 use std::{collections::VecDeque, num::NonZeroU16, sync::Arc, time::Instant};
 
 use bytes::Bytes;
-use futures_util::{stream, StreamExt};
 use haka::{Client, ClientOptions, PublishHandle, QoS, StoreOptions};
 use haka_session::Durability;
 use tokio::sync::Mutex;
@@ -122,11 +122,19 @@ pub(super) fn throughput(job: &ThroughputJob) -> Result<Measured, Error> {
                 }
             }
             StoreKind::Flush => {
-                let mut publishes = stream::iter(0..job.count)
-                    .map(|_| client.publish(topic, qos, false, payload.clone()))
-                    .buffered(usize::from(job.window));
-                while let Some(handle) = publishes.next().await {
-                    outstanding.push(handle?).await?;
+                // `publish` queues at the call; the futures resolve once stored, in order.
+                let window = usize::from(job.window);
+                let mut storing = VecDeque::with_capacity(window);
+                for _ in 0..job.count {
+                    storing.push_back(client.publish(topic, qos, false, payload.clone()));
+                    if storing.len() >= window {
+                        if let Some(publishing) = storing.pop_front() {
+                            outstanding.push(publishing.await?).await?;
+                        }
+                    }
+                }
+                while let Some(publishing) = storing.pop_front() {
+                    outstanding.push(publishing.await?).await?;
                 }
             }
         }
