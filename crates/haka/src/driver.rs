@@ -134,6 +134,9 @@ pub(crate) struct Driver<S: Store> {
     /// Where `publish` leaves messages.
     inbox: Arc<Inbox>,
     completions: Completions,
+    /// Messages taken from the inbox whose callers wait to hear they are stored: answered
+    /// after the next commit, which the transmit usually makes (see [`confirm_stored`]).
+    unconfirmed: Unconfirmed,
     subscribes: HashMap<RequestId, oneshot::Sender<Result<Vec<SubscribeReturnCode>, ClientError>>>,
     unsubscribes: HashMap<RequestId, oneshot::Sender<Result<(), ClientError>>>,
     /// `disconnect` was called: these wait for the end.
@@ -193,6 +196,7 @@ impl<S: Store> Driver<S> {
             events,
             inbox,
             completions: Completions::default(),
+            unconfirmed: Vec::new(),
             subscribes: HashMap::new(),
             unsubscribes: HashMap::new(),
             stopping: Vec::new(),
@@ -268,6 +272,7 @@ impl<S: Store> Driver<S> {
             &mut self.commands,
             &mut self.commands_closed,
             &mut self.acks,
+            &mut self.unconfirmed,
             &mut Batch {
                 completions: &mut self.completions,
                 subscribes: &mut self.subscribes,
@@ -316,6 +321,14 @@ impl<S: Store> Driver<S> {
             self.inbox
                 .set_session_queue(self.session.queued_messages(), self.session.queued_bytes());
             if out.is_empty() {
+                // What the application published meanwhile (it ran during the yield above)
+                // goes into this transmit, and into its one commit.
+                take_inbox(
+                    &self.inbox,
+                    &mut self.session,
+                    &mut self.completions,
+                    &mut self.unconfirmed,
+                );
                 let now = now();
                 while out.len() < WRITE_BATCH && self.session.poll_transmit(now, &mut out) > 0 {}
                 if !out.is_empty() {
@@ -369,6 +382,14 @@ impl<S: Store> Driver<S> {
                     None => {}
                 }
             }
+            // Nobody waits on a commit across the select: whatever the transmit did not
+            // commit is committed now.
+            confirm_stored(
+                &self.inbox,
+                &mut self.session,
+                &mut self.completions,
+                &mut self.unconfirmed,
+            );
             tokio::select! {
                 // Write what is queued, then flush it out of the transport's buffers (TLS
                 // records wait there otherwise). Both are safe to drop half-way: nothing is
@@ -418,7 +439,15 @@ impl<S: Store> Driver<S> {
                     }
                 },
                 () = self.inbox.notified() => {
-                    take_inbox(&self.inbox, &mut self.session, &mut self.completions);
+                    // Stored now, committed by the transmit on the next round together with
+                    // the packet identifiers it assigns and the acknowledgements just read:
+                    // one write to the store per round rather than one per kind of change.
+                    take_inbox(
+                        &self.inbox,
+                        &mut self.session,
+                        &mut self.completions,
+                        &mut self.unconfirmed,
+                    );
                 }
                 Some(op) = self.acks.recv() => {
                     apply(&mut self.session, op);
@@ -446,6 +475,7 @@ impl<S: Store> Driver<S> {
             stopping,
             requested,
             inbox,
+            unconfirmed,
             ..
         } = self;
         let mut batch = Batch {
@@ -456,7 +486,7 @@ impl<S: Store> Driver<S> {
             requested,
         };
         // What was published before the command goes first (a disconnect flushes it).
-        take_inbox(inbox, session, batch.completions);
+        take_inbox(inbox, session, batch.completions, unconfirmed);
         batch.handle(session, first);
         drain(commands, session, &mut batch);
     }
@@ -645,7 +675,18 @@ impl<S: Store> Driver<S> {
         }
         // Published before the end: stored (and committed below), then answered as closed.
         self.inbox.close();
-        take_inbox(&self.inbox, &mut self.session, &mut self.completions);
+        take_inbox(
+            &self.inbox,
+            &mut self.session,
+            &mut self.completions,
+            &mut self.unconfirmed,
+        );
+        confirm_stored(
+            &self.inbox,
+            &mut self.session,
+            &mut self.completions,
+            &mut self.unconfirmed,
+        );
         self.commands.close();
         let mut late = Vec::new();
         while let Ok(command) = self.commands.try_recv() {
@@ -742,15 +783,21 @@ impl Batch<'_> {
     }
 }
 
-/// Hands every message in the inbox to the session, in order. With a durable store, commits
-/// them together and tells their callers; if the commit fails, they are withdrawn and their
-/// callers told so.
-fn take_inbox<S: Store>(inbox: &Inbox, session: &mut Session<S>, completions: &mut Completions) {
+/// Callers of `publish` waiting to hear that their message is stored, by message.
+type Unconfirmed = Vec<(MessageId, oneshot::Sender<Result<(), ClientError>>)>;
+
+/// Hands every message in the inbox to the session, in order. With a durable store, their
+/// callers join `unconfirmed`, to be answered by [`confirm_stored`] once they are committed.
+fn take_inbox<S: Store>(
+    inbox: &Inbox,
+    session: &mut Session<S>,
+    completions: &mut Completions,
+    unconfirmed: &mut Unconfirmed,
+) {
     let taken = inbox.take();
     if taken.is_empty() {
         return;
     }
-    let mut stored = Vec::new();
     for outgoing in taken {
         let Outgoing {
             topic,
@@ -764,7 +811,7 @@ fn take_inbox<S: Store>(inbox: &Inbox, session: &mut Session<S>, completions: &m
             Ok(id) => {
                 completions.insert(id, done);
                 if let Some(waiting) = waiting {
-                    stored.push((id, waiting));
+                    unconfirmed.push((id, waiting));
                 }
             }
             Err(error) => {
@@ -775,21 +822,34 @@ fn take_inbox<S: Store>(inbox: &Inbox, session: &mut Session<S>, completions: &m
             }
         }
     }
-    if !stored.is_empty() {
-        match session.commit() {
-            Ok(()) => {
-                for (_, waiting) in stored {
-                    let _ = waiting.send(Ok(()));
-                }
+    inbox.set_session_queue(session.queued_messages(), session.queued_bytes());
+}
+
+/// Commits the store (nothing to write if the transmit already did) and tells the callers in
+/// `unconfirmed` that their messages are stored; if the commit fails, the messages are
+/// withdrawn and their callers told so.
+fn confirm_stored<S: Store>(
+    inbox: &Inbox,
+    session: &mut Session<S>,
+    completions: &mut Completions,
+    unconfirmed: &mut Unconfirmed,
+) {
+    if unconfirmed.is_empty() {
+        return;
+    }
+    match session.commit() {
+        Ok(()) => {
+            for (_, waiting) in unconfirmed.drain(..) {
+                let _ = waiting.send(Ok(()));
             }
-            Err(error) => {
-                warn!(%error, "the store could not commit; refusing the batch");
-                let message = error.to_string();
-                for (id, waiting) in stored {
-                    let _ = session.abandon(id);
-                    completions.remove(&id);
-                    let _ = waiting.send(Err(store_error(message.clone())));
-                }
+        }
+        Err(error) => {
+            warn!(%error, "the store could not commit; refusing the batch");
+            let message = error.to_string();
+            for (id, waiting) in unconfirmed.drain(..) {
+                let _ = session.abandon(id);
+                completions.remove(&id);
+                let _ = waiting.send(Err(store_error(message.clone())));
             }
         }
     }
@@ -820,9 +880,12 @@ async fn serve_commands<S: Store, F: Future>(
     commands: &mut mpsc::Receiver<Command>,
     commands_closed: &mut bool,
     acks: &mut mpsc::UnboundedReceiver<AckOp>,
+    unconfirmed: &mut Unconfirmed,
     batch: &mut Batch<'_>,
 ) -> Option<F::Output> {
     tokio::pin!(future);
+    // Taken on the connection that just ended and not yet answered.
+    confirm_stored(inbox, session, batch.completions, unconfirmed);
     loop {
         if *commands_closed || !batch.stopping.is_empty() {
             return None;
@@ -831,7 +894,8 @@ async fn serve_commands<S: Store, F: Future>(
             output = &mut future => return Some(output),
             command = commands.recv() => match command {
                 Some(command) => {
-                    take_inbox(inbox, session, batch.completions);
+                    take_inbox(inbox, session, batch.completions, unconfirmed);
+                    confirm_stored(inbox, session, batch.completions, unconfirmed);
                     batch.handle(session, command);
                     drain(commands, session, batch);
                 }
@@ -844,7 +908,8 @@ async fn serve_commands<S: Store, F: Future>(
             }
             () = inbox.notified() => {
                 // Offline publishing: stored now, sent on the next connection.
-                take_inbox(inbox, session, batch.completions);
+                take_inbox(inbox, session, batch.completions, unconfirmed);
+                confirm_stored(inbox, session, batch.completions, unconfirmed);
                 let _ = session.commit();
             }
         }
