@@ -1,6 +1,6 @@
 //! The streaming codec: frames packets out of a byte stream and writes packets into one.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::{
     frame::{remaining_length_len, write_fixed_header, MAX_REMAINING_LENGTH},
@@ -224,9 +224,17 @@ impl Codec {
         // What the head needs is worked out once, the room for the whole packet is reserved
         // once, and then come the head (built in registers), the topic and the payload.
         let head = publish.head();
-        dst.reserve(self.checked_packet_len(head.body_len)?);
-        publish.write_head(dst, &head);
-        dst.extend_from_slice(&publish.payload);
+        let packet_len = self.checked_packet_len(head.body_len)?;
+        dst.reserve(packet_len);
+        let written = publish.write_packet(dst.chunk_mut(), &head);
+        debug_assert_eq!(written, packet_len);
+        #[allow(unsafe_code)]
+        // SAFETY: `write_packet` initialized `written` bytes from the start of `chunk_mut()`,
+        // the spare capacity right after `dst`'s length (it writes `dst[..written]` in order,
+        // and any write out of the slice would have panicked before returning).
+        unsafe {
+            dst.advance_mut(written);
+        }
         Ok(())
     }
 
@@ -262,8 +270,16 @@ impl Codec {
         self.checked_packet_len(head.body_len)?;
         // Room for the head only: the payload is not copied into `dst`, so a head buffer
         // reused across packets stays as small as the largest head.
-        dst.reserve(head.fixed_header_len() + publish.variable_header_len());
-        publish.write_head(dst, &head);
+        let head_len = head.fixed_header_len() + publish.variable_header_len();
+        dst.reserve(head_len);
+        let written = publish.write_head(dst.chunk_mut(), &head);
+        debug_assert_eq!(written, head_len);
+        #[allow(unsafe_code)]
+        // SAFETY: as in `encode_publish`: `write_head` initialized `written` bytes from the
+        // start of the spare capacity, in order.
+        unsafe {
+            dst.advance_mut(written);
+        }
         Ok(())
     }
 
