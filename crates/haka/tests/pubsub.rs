@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use haka::{Client, ClientError, Event, QoS, SubscribeReturnCode};
-use haka_session::DisconnectReason;
+use haka::{Client, ClientError, Event, QoS, StoreOptions, SubscribeReturnCode};
+use haka_session::{DisconnectReason, Durability};
 use haka_testkit::{FaultProxy, Mosquitto};
 
 #[tokio::test]
@@ -230,6 +230,79 @@ async fn publishing_while_disconnected_waits_for_the_connection() {
             n.to_string().as_bytes()
         );
     }
+}
+
+/// With a durable store, `publish` resolves once its message is committed, whether the
+/// client is connected or not: messages published while the broker is unreachable are
+/// stored (and on disk for a later process) before the connection comes, then all are
+/// delivered, and so are those published on the connection.
+#[tokio::test]
+async fn durable_publishing_is_stored_offline_and_online() {
+    let broker = Mosquitto::builder().start().unwrap();
+    let proxy = FaultProxy::start(broker.addr()).unwrap();
+    proxy.refuse(true);
+    let (subscriber, mut messages) = Client::start(options(&broker.url(), "sub")).await.unwrap();
+    subscriber
+        .subscribe("durable", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("mqtt://{}", proxy.addr());
+    let durable = options(&url, "pub").store(StoreOptions::Directory {
+        path: dir.path().to_owned(),
+        durability: Durability::Flush,
+    });
+    let (publisher, _) = Client::start(durable).await.unwrap();
+    let store_bytes = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().metadata().unwrap().len())
+            .sum::<u64>()
+    };
+    let before = store_bytes();
+    let mut handles = Vec::new();
+    for n in 0..10 {
+        // Offline: each resolves once stored, with no connection to carry it.
+        handles.push(
+            tokio::time::timeout(
+                WAIT,
+                publisher.publish("durable", QoS::AtLeastOnce, false, format!("{n}")),
+            )
+            .await
+            .unwrap()
+            .unwrap(),
+        );
+    }
+    // Each record holds at least the topic and the payload.
+    assert!(
+        store_bytes() >= before + 10 * ("durable".len() as u64 + 1),
+        "the ten messages are in the store's files"
+    );
+
+    proxy.refuse(false);
+    for n in 10..500 {
+        handles.push(
+            tokio::time::timeout(
+                WAIT,
+                publisher.publish("durable", QoS::AtLeastOnce, false, format!("{n}")),
+            )
+            .await
+            .unwrap()
+            .unwrap(),
+        );
+    }
+    for handle in handles {
+        tokio::time::timeout(WAIT, handle).await.unwrap().unwrap();
+    }
+    for n in 0..500 {
+        assert_eq!(
+            &next(&mut messages).await.payload[..],
+            n.to_string().as_bytes()
+        );
+    }
+    publisher.disconnect().await.unwrap();
+    subscriber.disconnect().await.unwrap();
 }
 
 /// A persistent session: QoS 1 and 2 messages published while the subscriber is away reach
