@@ -1,6 +1,6 @@
 //! The streaming codec: frames packets out of a byte stream and writes packets into one.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{buf::UninitSlice, Buf, BufMut, Bytes, BytesMut};
 
 use crate::{
     frame::{remaining_length_len, write_fixed_header, MAX_REMAINING_LENGTH},
@@ -225,16 +225,7 @@ impl Codec {
         // once, and then come the head (built in registers), the topic and the payload.
         let head = publish.head();
         let packet_len = self.checked_packet_len(head.body_len)?;
-        dst.reserve(packet_len);
-        let written = publish.write_packet(dst.chunk_mut(), &head);
-        debug_assert_eq!(written, packet_len);
-        #[allow(unsafe_code)]
-        // SAFETY: `write_packet` initialized `written` bytes from the start of `chunk_mut()`,
-        // the spare capacity right after `dst`'s length (it writes `dst[..written]` in order,
-        // and any write out of the slice would have panicked before returning).
-        unsafe {
-            dst.advance_mut(written);
-        }
+        append_with(dst, packet_len, |spare| publish.write_packet(spare, &head));
         Ok(())
     }
 
@@ -271,15 +262,7 @@ impl Codec {
         // Room for the head only: the payload is not copied into `dst`, so a head buffer
         // reused across packets stays as small as the largest head.
         let head_len = head.fixed_header_len() + publish.variable_header_len();
-        dst.reserve(head_len);
-        let written = publish.write_head(dst.chunk_mut(), &head);
-        debug_assert_eq!(written, head_len);
-        #[allow(unsafe_code)]
-        // SAFETY: as in `encode_publish`: `write_head` initialized `written` bytes from the
-        // start of the spare capacity, in order.
-        unsafe {
-            dst.advance_mut(written);
-        }
+        append_with(dst, head_len, |spare| publish.write_head(spare, &head));
         Ok(())
     }
 
@@ -300,6 +283,28 @@ impl Codec {
             });
         }
         Ok(packet_len)
+    }
+}
+
+/// Appends `len` bytes to `dst`, written by `write` straight into its spare capacity, which
+/// is reserved first. `write` gets at least `len` bytes of room, writes its bytes from the
+/// start of it, in order, and returns how many it wrote (`len`).
+///
+/// The encoders' one place where the length of a buffer moves over bytes written through a
+/// raw slice: the length and the capacity are updated once for the whole packet, not once per
+/// field.
+#[inline(always)]
+fn append_with(dst: &mut BytesMut, len: usize, write: impl FnOnce(&mut UninitSlice) -> usize) {
+    dst.reserve(len);
+    let written = write(dst.chunk_mut());
+    debug_assert_eq!(written, len);
+    #[allow(unsafe_code)]
+    // SAFETY: `chunk_mut()` is the spare capacity right after `dst`'s length, and `write`
+    // initialized its first `written` bytes: the encoders passed here write `spare[..written]`
+    // in order, through slice operations that panic, before returning, on any write outside
+    // it.
+    unsafe {
+        dst.advance_mut(written);
     }
 }
 

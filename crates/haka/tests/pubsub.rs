@@ -189,18 +189,24 @@ async fn credentials_are_accepted_and_refused() {
     assert!(!debug.contains("hunter2"), "{debug}");
 }
 
+/// A mosquitto, a proxy in front of it that refuses connections for now, and a subscriber
+/// (connected directly) to `topic` at QoS 1.
+async fn broker_behind_refusing_proxy(
+    topic: &str,
+) -> (Mosquitto, FaultProxy, Client, haka::Messages) {
+    let broker = Mosquitto::builder().start().unwrap();
+    let proxy = FaultProxy::start(broker.addr()).unwrap();
+    proxy.refuse(true);
+    let (subscriber, messages) = Client::start(options(&broker.url(), "sub")).await.unwrap();
+    subscriber.subscribe(topic, QoS::AtLeastOnce).await.unwrap();
+    (broker, proxy, subscriber, messages)
+}
+
 /// Publishing while disconnected works: the message waits in the store for the next
 /// connection.
 #[tokio::test]
 async fn publishing_while_disconnected_waits_for_the_connection() {
-    let broker = Mosquitto::builder().start().unwrap();
-    let proxy = FaultProxy::start(broker.addr()).unwrap();
-    proxy.refuse(true);
-    let (subscriber, mut messages) = Client::start(options(&broker.url(), "sub")).await.unwrap();
-    subscriber
-        .subscribe("offline", QoS::AtLeastOnce)
-        .await
-        .unwrap();
+    let (_broker, proxy, _subscriber, mut messages) = broker_behind_refusing_proxy("offline").await;
 
     let url = format!("mqtt://{}", proxy.addr());
     let (publisher, _) = Client::start(options(&url, "pub")).await.unwrap();
@@ -238,14 +244,7 @@ async fn publishing_while_disconnected_waits_for_the_connection() {
 /// delivered, and so are those published on the connection.
 #[tokio::test]
 async fn durable_publishing_is_stored_offline_and_online() {
-    let broker = Mosquitto::builder().start().unwrap();
-    let proxy = FaultProxy::start(broker.addr()).unwrap();
-    proxy.refuse(true);
-    let (subscriber, mut messages) = Client::start(options(&broker.url(), "sub")).await.unwrap();
-    subscriber
-        .subscribe("durable", QoS::AtLeastOnce)
-        .await
-        .unwrap();
+    let (_broker, proxy, subscriber, mut messages) = broker_behind_refusing_proxy("durable").await;
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("mqtt://{}", proxy.addr());
