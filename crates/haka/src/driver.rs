@@ -330,7 +330,22 @@ impl<S: Store> Driver<S> {
                     &mut self.unconfirmed,
                 );
                 let now = now();
-                while out.len() < WRITE_BATCH && self.session.poll_transmit(now, &mut out) > 0 {}
+                while out.len() < WRITE_BATCH {
+                    let written = self.session.poll_transmit(now, &mut out);
+                    // Answered at the first commit that covers them: the one this call made
+                    // before writing anything (then this commit is empty), or, when that one
+                    // failed and nothing was written, a retry. A later commit's failure must
+                    // never withdraw a message that a successful commit let out.
+                    confirm_stored(
+                        &self.inbox,
+                        &mut self.session,
+                        &mut self.completions,
+                        &mut self.unconfirmed,
+                    );
+                    if written == 0 {
+                        break;
+                    }
+                }
                 if !out.is_empty() {
                     // Events of the transmit (a QoS 0 message written) come next round.
                     continue;
@@ -382,8 +397,9 @@ impl<S: Store> Driver<S> {
                     None => {}
                 }
             }
-            // Nobody waits on a commit across the select: whatever the transmit did not
-            // commit is committed now.
+            // Nobody waits on a commit across the select: what was taken since the last
+            // transmit (by the inbox branch, or before a command) is committed now. None of
+            // it has been written, so a failure here withdraws nothing that left.
             confirm_stored(
                 &self.inbox,
                 &mut self.session,
@@ -828,6 +844,11 @@ fn take_inbox<S: Store>(
 /// Commits the store (nothing to write if the transmit already did) and tells the callers in
 /// `unconfirmed` that their messages are stored; if the commit fails, the messages are
 /// withdrawn and their callers told so.
+///
+/// Called after every `poll_transmit` and before the driver waits, so that no message in
+/// `unconfirmed` has been written: `poll_transmit` commits before it writes anything and
+/// writes nothing when that commit fails, so when a commit here fails, the messages it
+/// withdraws never left.
 fn confirm_stored<S: Store>(
     inbox: &Inbox,
     session: &mut Session<S>,

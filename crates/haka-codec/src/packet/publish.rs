@@ -483,7 +483,10 @@ mod tests {
     #[test]
     fn fast_encode_writes_the_same_bytes() {
         let codec = Codec::new();
-        let topics = [1, 7, 8, 9, 15, 16, 17, 25, 31, 32, 33, 100].map(|n| "t".repeat(n));
+        let topics = [
+            1, 7, 8, 9, 15, 16, 17, 25, 31, 32, 33, 100, 127, 128, 255, 256, 1000, 65_535,
+        ]
+        .map(|n| "t".repeat(n));
         let payloads = [
             0, 1, 7, 8, 15, 16, 17, 32, 33, 100, 120, 121, 122, 123, 200, 16_000, 16_350, 16_352,
             20_000,
