@@ -123,11 +123,14 @@ pub(super) fn throughput(job: &ThroughputJob) -> Result<Measured, Error> {
             }
             StoreKind::Flush => {
                 // `publish` queues at the call; the futures resolve once stored, in order.
-                let window = usize::from(job.window);
-                let mut storing = VecDeque::with_capacity(window);
+                // As many stay pending as the memory loop keeps handles: two windows. With
+                // one window the loop ran dry between commits (64 B: 944 k msg/s at 77 % of
+                // a processor; with two, 1.14 M at 93 %).
+                let depth = OUTSTANDING * usize::from(job.window);
+                let mut storing = VecDeque::with_capacity(depth);
                 for _ in 0..job.count {
                     storing.push_back(client.publish(topic, qos, false, payload.clone()));
-                    if storing.len() >= window {
+                    if storing.len() >= depth {
                         if let Some(publishing) = storing.pop_front() {
                             outstanding.push(publishing.await?).await?;
                         }
