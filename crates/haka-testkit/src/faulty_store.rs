@@ -1,6 +1,6 @@
 //! [`FaultyStore`]: a store that fails when the test says so.
 
-use std::io;
+use std::{io, ops::Range};
 
 use haka_codec::PacketId;
 use haka_session::{
@@ -38,6 +38,12 @@ pub struct FaultyStore<S> {
     pub failing: Vec<Fault>,
     /// How many operations failed.
     pub failures: usize,
+    /// The calls to [`Store::commit`] that fail, numbered from 0 in the order they are made
+    /// (whether they fail or not), as well as those [`FaultyStore::failing`] names: to fail a
+    /// commit in the middle of a run, when the store is no longer in the test's hands.
+    pub failing_commits: Range<u64>,
+    /// How many times [`Store::commit`] was called.
+    commits: u64,
 }
 
 impl<S: Store> FaultyStore<S> {
@@ -47,6 +53,8 @@ impl<S: Store> FaultyStore<S> {
             inner,
             failing: Vec::new(),
             failures: 0,
+            failing_commits: 0..0,
+            commits: 0,
         }
     }
 
@@ -112,6 +120,14 @@ impl<S: Store> Store for FaultyStore<S> {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        let number = self.commits;
+        self.commits += 1;
+        if self.failing_commits.contains(&number) {
+            self.failures += 1;
+            return Err(StoreError::Io(io::Error::other(format!(
+                "injected failure of commit {number}"
+            ))));
+        }
         self.check(Fault::Commit)?;
         self.inner.commit()
     }

@@ -339,3 +339,97 @@ impl Client {
         self.events.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is a failure report
+
+    use std::collections::BTreeSet;
+
+    use haka_session::MemoryStore;
+    use haka_testkit::{FaultyStore, Mosquitto};
+
+    use super::*;
+    use crate::Backoff;
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    fn options(url: &str, client_id: &str) -> ClientOptions {
+        ClientOptions::new(url, client_id)
+            .unwrap()
+            .keep_alive(Duration::from_secs(5))
+            .reconnect(
+                true,
+                Backoff {
+                    min: Duration::from_millis(20),
+                    max: Duration::from_millis(200),
+                },
+            )
+    }
+
+    /// A commit that fails after the transmit's own commit let messages out must not withdraw
+    /// them: a burst larger than one transmit's budget is committed and partly written by the
+    /// first `poll_transmit`, and the next one's commit (and its retry) fail. Every `publish`
+    /// of the burst was stored by the first commit, so each must resolve `Ok`, and every
+    /// message must reach the subscriber once the store works again.
+    #[tokio::test]
+    async fn a_failed_commit_withdraws_nothing_that_was_committed() {
+        const COUNT: usize = 300;
+        let broker = Mosquitto::builder().start().unwrap();
+        let (subscriber, mut messages) =
+            Client::start(options(&broker.url(), "sub")).await.unwrap();
+        subscriber
+            .subscribe("burst", QoS::AtLeastOnce)
+            .await
+            .unwrap();
+
+        let mut store = FaultyStore::new(MemoryStore::new());
+        // Commit 0 stores the whole burst (the first transmit); 1 and 2 fail (the second
+        // transmit's, and any retry before the driver waits).
+        store.failing_commits = 1..3;
+        let dir = tempfile::tempdir().unwrap();
+        // The path is not used (the store is given); it makes `publish` wait for durability.
+        // A window wider than the burst: the transmit's budget, not the window, splits it.
+        let durable = options(&broker.url(), "pub")
+            .max_inflight(std::num::NonZeroU16::new(1000).unwrap())
+            .store(StoreOptions::Directory {
+                path: dir.path().to_owned(),
+                durability: haka_session::Durability::Flush,
+            });
+        let connector = TcpConnector::new("127.0.0.1", broker.addr().port(), WAIT);
+        let (publisher, _) = Client::spawn(durable, connector, store).unwrap();
+        // Connected once the broker answers a SUBSCRIBE, which the store has no part in.
+        tokio::time::timeout(WAIT, publisher.subscribe("ready", QoS::AtMostOnce))
+            .await
+            .unwrap()
+            .unwrap();
+
+        // Queued at the call, all before the driver runs: one take, one first transmit.
+        let publishing: Vec<Publishing> = (0..COUNT)
+            .map(|n| {
+                let mut payload = vec![0u8; 1024];
+                payload[..8].copy_from_slice(&(n as u64).to_be_bytes());
+                publisher.publish("burst", QoS::AtLeastOnce, false, payload)
+            })
+            .collect();
+        let mut handles = Vec::new();
+        for (n, stored) in publishing.into_iter().enumerate() {
+            let stored = tokio::time::timeout(WAIT, stored).await.unwrap();
+            handles.push(stored.unwrap_or_else(|e| panic!("message {n} withdrawn: {e}")));
+        }
+        for handle in handles {
+            tokio::time::timeout(WAIT, handle).await.unwrap().unwrap();
+        }
+        let mut seen = BTreeSet::new();
+        while seen.len() < COUNT {
+            let message = tokio::time::timeout(WAIT, messages.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            seen.insert(u64::from_be_bytes(message.payload[..8].try_into().unwrap()));
+        }
+        assert_eq!(seen.len(), COUNT);
+        publisher.disconnect().await.unwrap();
+        subscriber.disconnect().await.unwrap();
+    }
+}

@@ -346,8 +346,10 @@ impl<S: Store> Driver<S> {
                         break;
                     }
                 }
-                if !out.is_empty() {
-                    // Events of the transmit (a QoS 0 message written) come next round.
+                if !out.is_empty() || self.session.state() == ConnectionState::Disconnected {
+                    // Events of the transmit (a QoS 0 message written; the session closed
+                    // because the store failed) come next round: nothing would wake the
+                    // select below for a session that closed itself.
                     continue;
                 }
                 if self.session.state() == ConnectionState::Closing && !write_closed {
