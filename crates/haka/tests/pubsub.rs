@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use haka::{Client, ClientError, Event, QoS, StoreOptions, SubscribeReturnCode};
+use haka::{Client, ClientError, Event, PublishHandle, QoS, StoreOptions, SubscribeReturnCode};
 use haka_session::{DisconnectReason, Durability};
 use haka_testkit::{FaultProxy, Mosquitto};
 
@@ -238,6 +238,21 @@ async fn publishing_while_disconnected_waits_for_the_connection() {
     }
 }
 
+/// Publishes the numbers of `range` to `topic` at QoS 1, each awaited until stored (bounded);
+/// their handles.
+async fn publish_stored(
+    publisher: &Client,
+    topic: &str,
+    range: std::ops::Range<u32>,
+) -> Vec<PublishHandle> {
+    let mut handles = Vec::new();
+    for n in range {
+        let stored = publisher.publish(topic, QoS::AtLeastOnce, false, n.to_string());
+        handles.push(tokio::time::timeout(WAIT, stored).await.unwrap().unwrap());
+    }
+    handles
+}
+
 /// With a durable store, `publish` resolves once its message is committed, whether the
 /// client is connected or not: messages published while the broker is unreachable are
 /// stored (and on disk for a later process) before the connection comes, then all are
@@ -260,19 +275,8 @@ async fn durable_publishing_is_stored_offline_and_online() {
             .sum::<u64>()
     };
     let before = store_bytes();
-    let mut handles = Vec::new();
-    for n in 0..10 {
-        // Offline: each resolves once stored, with no connection to carry it.
-        handles.push(
-            tokio::time::timeout(
-                WAIT,
-                publisher.publish("durable", QoS::AtLeastOnce, false, format!("{n}")),
-            )
-            .await
-            .unwrap()
-            .unwrap(),
-        );
-    }
+    // Offline: each resolves once stored, with no connection to carry it.
+    let mut handles = publish_stored(&publisher, "durable", 0..10).await;
     // Each record holds at least the topic and the payload.
     assert!(
         store_bytes() >= before + 10 * ("durable".len() as u64 + 1),
@@ -280,17 +284,7 @@ async fn durable_publishing_is_stored_offline_and_online() {
     );
 
     proxy.refuse(false);
-    for n in 10..500 {
-        handles.push(
-            tokio::time::timeout(
-                WAIT,
-                publisher.publish("durable", QoS::AtLeastOnce, false, format!("{n}")),
-            )
-            .await
-            .unwrap()
-            .unwrap(),
-        );
-    }
+    handles.extend(publish_stored(&publisher, "durable", 10..500).await);
     for handle in handles {
         tokio::time::timeout(WAIT, handle).await.unwrap().unwrap();
     }
