@@ -326,7 +326,7 @@ impl FileStore {
             return Err(StoreError::Invalid("message too large for the file store"));
         }
         let freed = match record {
-            Record::Remove(id) => self.state.messages.get(&id).map(record_len_of_insert),
+            Record::Remove(id) => self.state.messages.get(id).map(record_len_of_insert),
             _ => None,
         };
         apply(&mut self.state, &record)?;

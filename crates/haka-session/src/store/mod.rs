@@ -17,6 +17,7 @@
 mod ephemeral;
 mod file;
 mod memory;
+mod queue;
 mod state;
 
 use std::io;

@@ -1,18 +1,18 @@
 //! The stored state itself, as both stores keep it in memory: the live messages and inbound
 //! identifiers, with the rules of valid changes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use haka_codec::PacketId;
 
-use super::{Recovered, Stage, StoreError, StoredMessage};
+use super::{queue::Queue, Recovered, Stage, StoreError, StoredMessage};
 use crate::MessageId;
 
 /// The live content of a store. Payloads are reference-counted [`bytes::Bytes`] shared with
 /// the session's queue, so holding them here costs no copy.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct State {
-    pub(crate) messages: BTreeMap<MessageId, StoredMessage>,
+    pub(crate) messages: Queue,
     pub(crate) inbound: BTreeSet<PacketId>,
     pub(crate) next_message_id: MessageId,
 }
@@ -39,14 +39,14 @@ impl State {
             return Err(StoreError::Invalid("message identities must increase"));
         }
         self.next_message_id = message.id.next();
-        self.messages.insert(message.id, message.clone());
+        self.messages.push(message.clone());
         Ok(())
     }
 
     pub(crate) fn assign(&mut self, id: MessageId, packet_id: PacketId) -> Result<(), StoreError> {
         let message = self
             .messages
-            .get_mut(&id)
+            .get_mut(id)
             .ok_or(StoreError::Invalid("assign: no such message"))?;
         if message.stage != Stage::Queued {
             return Err(StoreError::Invalid(
@@ -60,7 +60,7 @@ impl State {
     pub(crate) fn release(&mut self, id: MessageId) -> Result<(), StoreError> {
         let message = self
             .messages
-            .get_mut(&id)
+            .get_mut(id)
             .ok_or(StoreError::Invalid("release: no such message"))?;
         match message.stage {
             Stage::Published(packet_id) if message.qos == haka_codec::QoS::ExactlyOnce => {
@@ -75,7 +75,7 @@ impl State {
 
     pub(crate) fn remove(&mut self, id: MessageId) -> Result<(), StoreError> {
         self.messages
-            .remove(&id)
+            .remove(id)
             .map(drop)
             .ok_or(StoreError::Invalid("remove: no such message"))
     }
