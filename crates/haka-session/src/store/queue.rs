@@ -42,11 +42,16 @@ impl Queue {
 
     /// Where message `id` is in `slots`, hole or not.
     fn position(&self, id: MessageId) -> Option<usize> {
-        // The oldest is the one most changes are about: its acknowledgement comes first.
-        match self.slots.front() {
-            Some((first, _)) if *first == id => Some(0),
-            _ => self.slots.binary_search_by_key(&id, |(id, _)| *id).ok(),
+        let first = self.slots.front()?.0;
+        // Identities are usually consecutive, which puts `id` this far from the oldest.
+        // Below the oldest, it is not held.
+        let distance = id.get().checked_sub(first.get())?;
+        if let Ok(guess) = usize::try_from(distance) {
+            if self.slots.get(guess).is_some_and(|(at, _)| *at == id) {
+                return Some(guess);
+            }
         }
+        self.slots.binary_search_by_key(&id, |(id, _)| *id).ok()
     }
 
     /// Message `id`.
