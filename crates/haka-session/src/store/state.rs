@@ -39,7 +39,7 @@ impl State {
             return Err(StoreError::Invalid("message identities must increase"));
         }
         self.next_message_id = message.id.next();
-        self.messages.push(message.clone());
+        self.messages.insert(message.clone());
         Ok(())
     }
 
