@@ -110,7 +110,9 @@ impl Default for FileStoreOptions {
 /// as one frame with one `write` (group commit), flushed to the disk per the
 /// [`Durability`] of its [`FileStoreOptions`]. A change that was not committed is lost
 /// when the store is dropped. Payloads are copied once, into the frame; the store's own
-/// index shares them with the session.
+/// index shares them with the session. On Linux the log's blocks are reserved 4 MiB ahead of
+/// its end (`fallocate` without changing its length), which spares every append the file
+/// system's block allocation and takes up to that much more disk than the log's length.
 ///
 /// The directory holds `queue.log`, the log; `lock`, held with an exclusive lock for as long
 /// as the store is open, so that two stores never write to one log
@@ -166,6 +168,8 @@ pub struct FileStore {
     _lock: File,
     /// Length of the log up to the last committed frame.
     file_len: u64,
+    /// How far the file's blocks are reserved (see [`FileStore::reserve`]); 0 when unknown.
+    reserved_to: u64,
     /// The live state: what was committed plus what is pending.
     state: State,
     /// The encoded size of every live message's insert record.
@@ -256,6 +260,7 @@ impl FileStore {
             file,
             _lock: lock,
             file_len: valid_len,
+            reserved_to: 0,
             state,
             message_bytes,
             pending: Frames::default(),
@@ -347,11 +352,41 @@ impl FileStore {
             self.file.write_all(&self.pending.buf[..len])?;
             return Err(io::Error::other("injected write failure"));
         }
+        self.reserve(self.pending.buf.len() as u64);
         self.file.write_all(&self.pending.buf)?;
         if self.options.durability == Durability::Fsync {
             self.file.sync_data()?;
         }
         Ok(())
+    }
+
+    /// Makes sure the file system has blocks for the next `len` bytes of the log, reserving
+    /// [`RESERVE_AHEAD`] more at a time (`fallocate` with `FALLOC_FL_KEEP_SIZE`: the file's
+    /// length, and so what [`replay`] reads, does not change).
+    ///
+    /// An append into blocks reserved this way skips the file system's per-block allocation
+    /// work: with ext4's delayed allocation, each new page of a growing file otherwise takes a
+    /// reservation in `ext4_da_get_block_prep`, 6 % of a durable client's time at 1 KiB per
+    /// message. A failure (a file system without `fallocate`, a full disk) is ignored, and
+    /// not tried again for another [`RESERVE_AHEAD`] bytes: the write that follows reports
+    /// anything that matters.
+    fn reserve(&mut self, len: u64) {
+        let end = self.file_len + len;
+        if end <= self.reserved_to {
+            return;
+        }
+        let to = end + RESERVE_AHEAD;
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::fs::{fallocate, FallocateFlags};
+            let _ = fallocate(
+                &self.file,
+                FallocateFlags::KEEP_SIZE,
+                self.file_len,
+                to - self.file_len,
+            );
+        }
+        self.reserved_to = to;
     }
 
     /// Whether the log has grown enough beyond the live state to be rewritten.
@@ -386,6 +421,7 @@ impl FileStore {
     fn continue_on(&mut self, file: File, len: u64) {
         let old = std::mem::replace(&mut self.file, file);
         self.file_len = len;
+        self.reserved_to = 0;
         self.compactions += 1;
         self.compact_retry_at = 0;
         // The rename unlinked the old log, so closing its last handle makes the kernel drop
@@ -451,6 +487,8 @@ impl Store for FileStore {
         if let Err(error) = self.write_pending() {
             // Cut the log back to its last commit, so that a retry appends to a clean end;
             // the pending frames stay for it.
+            // Cutting the file also frees the blocks reserved past its end.
+            self.reserved_to = 0;
             let rolled_back = self
                 .file
                 .set_len(self.file_len)
@@ -487,6 +525,10 @@ impl fmt::Debug for FileStore {
 }
 
 // The files in the store's directory.
+/// How far ahead of the log's end its blocks are reserved: one `fallocate` per this many bytes
+/// appended, and about this much disk taken beyond the log's length.
+const RESERVE_AHEAD: u64 = 4 << 20;
+
 const LOG_FILE: &str = "queue.log";
 const TMP_FILE: &str = "queue.log.tmp";
 const LOCK_FILE: &str = "lock";
@@ -1660,6 +1702,48 @@ mod tests {
         assert_eq!(expected.messages.len(), 2);
         drop(store);
         assert_eq!(recovered(dir.path()), expected);
+    }
+
+    /// The blocks of the next [`RESERVE_AHEAD`] bytes are reserved past the log's end, which
+    /// neither the file's length nor what a reopened store reads shows; a rollback frees them
+    /// and the next commit reserves them again.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn commits_reserve_the_blocks_ahead_of_the_log() {
+        use std::os::unix::fs::MetadataExt as _;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join(LOG_FILE);
+        let allocated = || fs::metadata(&log).expect("metadata").blocks() * 512;
+        let mut store = open(dir.path());
+        store
+            .insert(&message(1, QoS::AtLeastOnce, 1000))
+            .expect("insert");
+        store.commit().expect("commit");
+        let len = store.file_len();
+        assert_eq!(fs::metadata(&log).expect("metadata").len(), len);
+        assert!(
+            allocated() >= len + RESERVE_AHEAD,
+            "{} bytes allocated",
+            allocated()
+        );
+
+        store
+            .insert(&message(2, QoS::AtLeastOnce, 1000))
+            .expect("insert");
+        store.fail_next_write_after = Some(7);
+        assert!(store.commit().is_err());
+        assert!(
+            allocated() < len + RESERVE_AHEAD,
+            "the rollback cut the file"
+        );
+        store.commit().expect("commit");
+        assert!(allocated() >= store.file_len() + RESERVE_AHEAD);
+
+        let expected = store.recover().expect("recover");
+        drop(store);
+        assert_eq!(recovered(dir.path()), expected);
+        assert_eq!(expected.messages.len(), 2);
     }
 
     #[test]
