@@ -12,8 +12,8 @@ use tokio::{
 };
 
 /// A [`TcpStream`] that keeps the kernel from delaying the acknowledgement of what it reads:
-/// after every read that returned bytes it sets `TCP_QUICKACK` again (Linux and Android;
-/// elsewhere it is the plain stream).
+/// whenever it reads again after a read that returned bytes, it first sets `TCP_QUICKACK`
+/// (Linux and Android; elsewhere it is the plain stream).
 ///
 /// # Why
 ///
@@ -26,13 +26,24 @@ use tokio::{
 /// throughput collapses to a burst every 40 ms. Measured with mosquitto 2.0 and 1 KiB QoS 1
 /// messages on one tokio thread: 33-62 k msg/s without this, 124-134 k msg/s with it.
 ///
+/// # When
+///
+/// Setting the option sends an acknowledgement the kernel is holding, at once, and puts the
+/// socket back in the mode that acknowledges arriving segments without delay; the mode does
+/// not last (the kernel goes back to delaying on its own), so it is set again for every read
+/// that follows one that brought bytes. It is set *before* that next read rather than right
+/// after the read that brought the bytes: what the caller does with them in between (hand a
+/// message to the application, write the PUBACK that carries the acknowledgement anyway)
+/// then happens first. Set right after the read, it put a second loopback transmission (a
+/// bare acknowledgement) between a message's arrival and its delivery: end-to-end QoS 1
+/// latency through mosquitto measured 74 µs at the median against 67.5 µs set before the
+/// next read (eight alternating runs each), with no change in throughput. Setting it only
+/// when no write had carried the acknowledgement in between brought the stall back (51 k
+/// msg/s at QoS 1, 1 KiB): the mode, not only the pending acknowledgement, is what matters.
+///
 /// # Cost
 ///
 /// One `setsockopt` per read that returned bytes, shared by every packet that read brought.
-/// The option is not sticky (the kernel goes back to delaying acknowledgements on its own),
-/// which is why it is set after each read. Setting it only when the stream was about to wait
-/// with an acknowledgement owed was tried and did not prevent the stall: by then the broker's
-/// next segment has already been met with a delayed acknowledgement.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -49,12 +60,17 @@ use tokio::{
 #[derive(Debug)]
 pub struct QuickAckStream {
     inner: TcpStream,
+    /// The last read returned bytes: set `TCP_QUICKACK` before the next one.
+    ack_owed: bool,
 }
 
 impl QuickAckStream {
     /// Wraps `stream`.
     pub fn new(stream: TcpStream) -> Self {
-        Self { inner: stream }
+        Self {
+            inner: stream,
+            ack_owed: false,
+        }
     }
 
     /// The TCP stream.
@@ -91,10 +107,14 @@ impl AsyncRead for QuickAckStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        // Before reading again, not right after the read that brought bytes: see "When".
+        if std::mem::take(&mut self.ack_owed) {
+            self.quick_ack();
+        }
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.quick_ack();
+            self.ack_owed = true;
         }
         poll
     }
@@ -165,11 +185,12 @@ mod tests {
     }
 
     /// After a request and its answer, Linux considers the connection interactive and
-    /// delays acknowledgements (`TCP_QUICKACK` reads false); a read through the wrapper turns
-    /// immediate acknowledgements back on.
+    /// delays acknowledgements (`TCP_QUICKACK` reads false). A read that brings bytes leaves
+    /// that alone, so the caller handles them first; the next read, even one that finds
+    /// nothing, turns immediate acknowledgements back on before it reads.
     #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn a_read_turns_immediate_acknowledgements_on() {
+    async fn the_read_after_one_that_brought_bytes_turns_immediate_acknowledgements_on() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
@@ -180,22 +201,26 @@ mod tests {
                 .tcp_quickack()
                 .unwrap()
         };
-        let mut client = QuickAckStream::new(client);
-        let mut got = [0; 4];
-        for word in [b"more", b"last"] {
+        let delay_acks = |client: &QuickAckStream| {
             socket2::SockRef::from(client.get_ref())
                 .set_tcp_quickack(false)
                 .unwrap();
-            assert!(!quick_ack(&client));
+        };
+        let mut client = QuickAckStream::new(client);
+        let mut got = [0; 4];
+        for word in [b"more", b"last"] {
+            delay_acks(&client);
             server.write_all(word).await.unwrap();
+            // One read brings the four bytes (the read before it found nothing, so it has
+            // nothing to set first).
             client.read_exact(&mut got).await.unwrap();
             assert_eq!(&got, word);
-            assert!(quick_ack(&client));
+            assert!(!quick_ack(&client), "set before the bytes were handled");
+            assert_eq!(poll_read_once(&mut client).await, None);
+            assert!(quick_ack(&client), "not set before the next read");
         }
-        // A read that finds nothing asks for nothing.
-        socket2::SockRef::from(client.get_ref())
-            .set_tcp_quickack(false)
-            .unwrap();
+        // A read after one that found nothing asks for nothing.
+        delay_acks(&client);
         assert_eq!(poll_read_once(&mut client).await, None);
         assert!(!quick_ack(&client));
     }
