@@ -524,11 +524,11 @@ impl fmt::Debug for FileStore {
     }
 }
 
-// The files in the store's directory.
 /// How far ahead of the log's end its blocks are reserved: one `fallocate` per this many bytes
 /// appended, and about this much disk taken beyond the log's length.
 const RESERVE_AHEAD: u64 = 4 << 20;
 
+// The files in the store's directory.
 const LOG_FILE: &str = "queue.log";
 const TMP_FILE: &str = "queue.log.tmp";
 const LOCK_FILE: &str = "lock";
