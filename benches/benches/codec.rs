@@ -12,8 +12,9 @@
 //!   `BytesMut` for the streaming decoders, which consume it), and the decoded packet is
 //!   dropped outside it too, in batches of at most 256 packets and about 1 MiB of input;
 //! - encode: into a buffer that is reused, cleared before each packet and large enough from
-//!   the start, so no figure includes a growth of the buffer; every encoder's buffer, and the
-//!   payload every PUBLISH encoder copies, start on a 64-byte boundary (see [`placed_vec`]);
+//!   the start, so no figure includes a growth of the buffer; every encoder's buffer starts
+//!   half a page after a page boundary, and the payload every PUBLISH encoder copies at one
+//!   (see [`placed_vec`]);
 //! - the mixed stream: the whole stream is decoded packet after packet, each packet dropped
 //!   right after it is decoded, as a client would.
 //!
@@ -58,61 +59,82 @@ fn batch(input_len: usize) -> BatchSize {
 // ---------------------------------------------------------------------------------------------
 // Placement: where the copied bytes lie.
 //
-// How fast a copy of a KiB runs depends on where its source and its destination fall relative
-// to a cache line: with buffers wherever the allocator put them, the same `memcpy` of 1,056
-// bytes measured 11 to 30 ns from one run to the next, and each encoder's figure moved with
-// it. So every encoder reads its payload from memory that starts on a 64-byte boundary and
-// writes into a buffer that starts on one: the payload then lands at the same offset within a
-// cache line for all of them (after the same 31 bytes of head), and where the allocator put
-// each buffer no longer decides the figure. (How far apart source and destination lie is not
-// controlled.)
+// How fast a copy of a KiB runs depends on where its source and its destination fall: with
+// buffers wherever the allocator put them, the same `memcpy` of 1,056 bytes measured 11 to
+// 30 ns from one run to the next on one machine, and each encoder's figure moved with it.
+// Within a cache line, the offset decides how many loads and stores straddle two lines; within
+// a page, the distance from source to destination decides whether loads wait on earlier
+// stores to the same offset of another page (4 KiB aliasing): with sources and destinations
+// only on line boundaries, the 1 KiB encodes of haka and of mqtt-protocol measured either
+// about 15 or about 22 ns from one run of the same binary to the next, on another machine.
+// So every source (each encoder's payload, the `memcpy`'s input) starts at the beginning of
+// a page, and every destination (each encoder's buffer, the `memcpy`'s output) half a page
+// further on: every encoder copies its payload to the same offset within a line (after the
+// same 31 bytes of head) and the same distance from its source within a page, and neither
+// where the allocator put a buffer nor the run decides the figure.
 
-/// A cache line.
-const LINE: usize = 64;
+/// A page, the unit within which source and destination are placed.
+const PAGE: usize = 4096;
 
-/// `bytes` copied to memory that starts on a cache-line boundary.
+/// Where sources start within a page.
+const SOURCE: usize = 0;
+
+/// Where destinations start within a page: half a page from any source, as far as a page
+/// allows from the offsets where a load would wait on a store.
+const DESTINATION: usize = PAGE / 2;
+
+/// Whether `ptr` lies at offset `at` within its page.
+fn placed_at(ptr: *const u8, at: usize) -> bool {
+    ptr as usize % PAGE == at
+}
+
+/// How many bytes from `ptr` to the next address at offset `at` within a page.
+fn skip_to(ptr: *const u8, at: usize) -> usize {
+    (PAGE + at - ptr as usize % PAGE) % PAGE
+}
+
+/// `bytes` copied to memory that starts where sources start.
 fn placed_bytes(bytes: &[u8]) -> Bytes {
-    let mut vec = Vec::<u8>::with_capacity(bytes.len() + LINE);
-    let skip = vec.as_ptr().align_offset(LINE);
+    let mut vec = Vec::<u8>::with_capacity(bytes.len() + PAGE);
+    let skip = skip_to(vec.as_ptr(), SOURCE);
     vec.resize(skip, 0);
     vec.extend_from_slice(bytes);
     let placed = Bytes::from(vec).slice(skip..);
-    assert_eq!(placed.as_ptr().align_offset(LINE), 0);
+    assert!(placed_at(placed.as_ptr(), SOURCE));
     placed
 }
 
-/// An empty buffer with room for `capacity` bytes, starting on a cache-line boundary.
+/// An empty buffer with room for `capacity` bytes, starting where destinations start.
 fn placed_bytes_mut(capacity: usize) -> BytesMut {
-    let mut buf = BytesMut::with_capacity(capacity + LINE);
-    let skip = buf.as_ptr().align_offset(LINE);
+    let mut buf = BytesMut::with_capacity(capacity + PAGE);
+    let skip = skip_to(buf.as_ptr(), DESTINATION);
     buf.put_bytes(0, skip);
     buf.advance(skip);
-    assert!(buf.capacity() >= capacity && buf.as_ptr().align_offset(LINE) == 0);
+    assert!(buf.capacity() >= capacity && placed_at(buf.as_ptr(), DESTINATION));
     buf
 }
 
-/// An empty `Vec` with room for `capacity` bytes whose allocation starts on a cache-line
-/// boundary. A `Vec` cannot start inside its allocation, so allocations are made (and kept,
-/// so that the allocator moves on) until one falls on a boundary; their sizes step by 16
-/// bytes, so that they do not all fall at the same offset within a line (allocations of one
-/// size class sit one class size apart).
-fn placed_vec(capacity: usize) -> Vec<u8> {
+/// An empty `Vec` with room for `capacity` bytes whose allocation starts at offset `at`
+/// within a page. A `Vec` cannot start inside its allocation, so allocations are made (and
+/// kept, so that the allocator moves on) until one falls there; their sizes step by 16 bytes
+/// (the allocator's granule), so that successive ones fall at different offsets.
+fn placed_vec(capacity: usize, at: usize) -> Vec<u8> {
     let mut misplaced = Vec::new();
-    for attempt in 0..1024 {
-        let vec = Vec::<u8>::with_capacity(capacity.max(1) + 16 * (attempt % LINE));
-        if vec.as_ptr().align_offset(LINE) == 0 {
+    for attempt in 0..16 * PAGE {
+        let vec = Vec::<u8>::with_capacity(capacity.max(1) + 16 * (attempt % (PAGE / 16)));
+        if placed_at(vec.as_ptr(), at) {
             return vec;
         }
         misplaced.push(vec);
     }
-    panic!("no allocation of {capacity} bytes started on a {LINE}-byte boundary");
+    panic!("no allocation of {capacity} bytes started at offset {at} of a page");
 }
 
-/// A zeroed slice of `len` bytes starting on a cache-line boundary, inside `region`.
+/// A zeroed slice of `len` bytes starting where destinations start, inside `region`.
 fn placed_slice(region: &mut Vec<u8>, len: usize) -> &mut [u8] {
     region.clear();
-    region.resize(len + LINE, 0);
-    let skip = region.as_ptr().align_offset(LINE);
+    region.resize(len + PAGE, 0);
+    let skip = skip_to(region.as_ptr(), DESTINATION);
     &mut region[skip..skip + len]
 }
 
@@ -481,7 +503,7 @@ fn bench_decode_one(group: &mut BenchmarkGroup<'_, WallTime>, wire: &Bytes) {
 /// The floor: copying the same bytes into a reused buffer, both placed like the encoders'.
 fn bench_memcpy(group: &mut BenchmarkGroup<'_, WallTime>, bytes: &[u8]) {
     let bytes = placed_bytes(bytes);
-    let mut buf = placed_vec(bytes.len());
+    let mut buf = placed_vec(bytes.len(), DESTINATION);
     group.bench_function("memcpy", |b| {
         b.iter(|| {
             buf.clear();
@@ -826,7 +848,7 @@ fn bench_encode_one(
 
     // Every peer writes the very same bytes, into the buffer it is timed with, which stays
     // where it was placed.
-    let placed = |ptr: *const u8| ptr.align_offset(LINE) == 0;
+    let placed = |ptr: *const u8| placed_at(ptr, DESTINATION);
     let mut haka_buf = placed_bytes_mut(len);
     codec.encode(haka, &mut haka_buf).expect("encodable");
     assert!(haka_buf == wire[..] && placed(haka_buf.as_ptr()), "haka");
@@ -840,7 +862,7 @@ fn bench_encode_one(
     let slice = placed_slice(&mut region, len);
     let n = mqttrs::encode_slice(mqttrs, slice).expect("encodable");
     assert!(slice[..n] == wire[..] && placed(slice.as_ptr()), "mqttrs");
-    let mut vec = placed_vec(len);
+    let mut vec = placed_vec(len, DESTINATION);
     mqtt_protocol(&mut vec);
     assert!(vec == wire[..] && placed(vec.as_ptr()), "mqtt-protocol");
 
@@ -911,14 +933,14 @@ fn encode_publish(c: &mut Criterion) {
             topic_name: input::TOPIC,
             payload: &payload,
         };
-        let mut owned = placed_vec(payload.len());
+        let mut owned = placed_vec(payload.len(), SOURCE);
         owned.extend_from_slice(&payload);
         let mqtt_protocol = mqtt::packet::PublishPacket::new(
             mqtt::TopicName::new(input::TOPIC).expect("valid topic"),
             mqtt::packet::QoSWithPacketIdentifier::Level1(input::PUBLISH_PACKET_ID),
             owned,
         );
-        assert_eq!(mqtt_protocol.payload().as_ptr().align_offset(LINE), 0);
+        assert!(placed_at(mqtt_protocol.payload().as_ptr(), SOURCE));
 
         let mut group = c.benchmark_group(format!("encode/publish_{}", size.label()));
         group.throughput(Throughput::Bytes(wire.len() as u64));
