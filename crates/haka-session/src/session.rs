@@ -413,7 +413,7 @@ impl<S: Store> Session<S> {
 
         let id = self.next_message_id;
         if qos != QoS::AtMostOnce {
-            self.store.insert(&StoredMessage {
+            self.store.insert(StoredMessage {
                 id,
                 qos,
                 retain,

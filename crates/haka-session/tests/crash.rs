@@ -383,7 +383,7 @@ impl Workload {
 
 fn apply(store: &mut FileStore, change: &Change) {
     match change {
-        Change::Insert(message) => store.insert(message),
+        Change::Insert(message) => store.insert(message.clone()),
         Change::Assign(id, packet_id) => store.assign(MessageId::new(*id), *packet_id),
         Change::Release(id) => store.release(MessageId::new(*id)),
         Change::Remove(id) => store.remove(MessageId::new(*id)),

@@ -84,7 +84,7 @@ impl<S: Store> Store for FaultyStore<S> {
         self.inner.recover()
     }
 
-    fn insert(&mut self, message: &StoredMessage) -> Result<(), StoreError> {
+    fn insert(&mut self, message: StoredMessage) -> Result<(), StoreError> {
         self.check(Fault::Insert)?;
         self.inner.insert(message)
     }

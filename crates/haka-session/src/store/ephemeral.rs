@@ -20,7 +20,7 @@ impl Store for EphemeralStore {
         Ok(Recovered::default())
     }
 
-    fn insert(&mut self, _message: &StoredMessage) -> Result<(), StoreError> {
+    fn insert(&mut self, _message: StoredMessage) -> Result<(), StoreError> {
         Ok(())
     }
 

@@ -141,7 +141,7 @@ impl Default for FileStoreOptions {
 /// let recovered = store.recover()?;
 /// assert!(recovered.messages.is_empty());
 ///
-/// store.insert(&StoredMessage {
+/// store.insert(StoredMessage {
 ///     id: recovered.next_message_id,
 ///     qos: QoS::AtLeastOnce,
 ///     retain: false,
@@ -330,17 +330,29 @@ impl FileStore {
         if record.encoded_len() > MAX_FRAME_LEN as usize {
             return Err(StoreError::Invalid("message too large for the file store"));
         }
-        let freed = match record {
-            Record::Remove(id) => self.state.messages.get(id).map(record_len_of_insert),
-            _ => None,
-        };
-        apply(&mut self.state, &record)?;
-        match &record {
-            Record::Insert(message) => self.message_bytes += record_len_of_insert(message) as u64,
-            Record::Remove(_) => self.message_bytes -= freed.unwrap_or(0) as u64,
-            _ => {}
+        if let Record::Insert(message) = record {
+            // Checked, written to the pending frame, then moved into the state: the store
+            // keeps the message it was given rather than a copy.
+            let message = message.into_owned();
+            self.state.check_insert(&message)?;
+            self.pending.push(
+                &Record::Insert(Cow::Borrowed(&message)),
+                MAX_FRAME_LEN as usize,
+            );
+            self.message_bytes += record_len_of_insert(&message) as u64;
+            self.state.insert_checked(message);
+            return Ok(());
         }
-        self.pending.push(&record, MAX_FRAME_LEN as usize);
+        if let Record::Remove(id) = record {
+            let removed = self.state.take(id)?;
+            self.message_bytes -= record_len_of_insert(&removed) as u64;
+            self.pending.push(&record, MAX_FRAME_LEN as usize);
+            return Ok(());
+        }
+        // Any other record is a few numbers: a copy of it is written once it applied.
+        let written = record.clone();
+        apply(&mut self.state, record)?;
+        self.pending.push(&written, MAX_FRAME_LEN as usize);
         Ok(())
     }
 
@@ -441,8 +453,8 @@ impl Store for FileStore {
         Ok(self.state.recovered())
     }
 
-    fn insert(&mut self, message: &StoredMessage) -> Result<(), StoreError> {
-        self.change(Record::Insert(Cow::Borrowed(message)))
+    fn insert(&mut self, message: StoredMessage) -> Result<(), StoreError> {
+        self.change(Record::Insert(Cow::Owned(message)))
     }
 
     fn assign(&mut self, id: MessageId, packet_id: PacketId) -> Result<(), StoreError> {
@@ -703,18 +715,18 @@ fn encode_id(buf: &mut Vec<u8>, kind: u8, id: MessageId) {
 }
 
 /// Applies `record` to `state`, or says why it does not fit.
-fn apply(state: &mut State, record: &Record<'_>) -> Result<(), StoreError> {
+fn apply(state: &mut State, record: Record<'_>) -> Result<(), StoreError> {
     match record {
-        Record::Insert(message) => state.insert(message),
-        Record::Assign(id, packet_id) => state.assign(*id, *packet_id),
-        Record::Release(id) => state.release(*id),
-        Record::Remove(id) => state.remove(*id),
+        Record::Insert(message) => state.insert(message.into_owned()),
+        Record::Assign(id, packet_id) => state.assign(id, packet_id),
+        Record::Release(id) => state.release(id),
+        Record::Remove(id) => state.remove(id),
         Record::InsertInbound(packet_id) => {
-            state.insert_inbound(*packet_id);
+            state.insert_inbound(packet_id);
             Ok(())
         }
         Record::RemoveInbound(packet_id) => {
-            state.remove_inbound(*packet_id);
+            state.remove_inbound(packet_id);
             Ok(())
         }
         Record::ClearInbound => {
@@ -722,10 +734,10 @@ fn apply(state: &mut State, record: &Record<'_>) -> Result<(), StoreError> {
             Ok(())
         }
         Record::NextId(id) => {
-            if *id < state.next_message_id {
+            if id < state.next_message_id {
                 return Err(StoreError::Invalid("message identities must increase"));
             }
-            state.next_message_id = *id;
+            state.next_message_id = id;
             Ok(())
         }
     }
@@ -1014,7 +1026,7 @@ fn replay(file: &File) -> Result<Replayed, StoreError> {
             let record_offset = body_offset + cursor.pos as u64;
             let record =
                 Record::decode(&mut cursor).map_err(|reason| corrupt(record_offset, reason))?;
-            apply(&mut state, &record).map_err(|error| match error {
+            apply(&mut state, record).map_err(|error| match error {
                 StoreError::Invalid(reason) => corrupt(record_offset, reason),
                 other => other,
             })?;
@@ -1147,7 +1159,7 @@ mod tests {
                 QoS::AtLeastOnce
             };
             store
-                .insert(&message(id, qos, 10 * id as usize))
+                .insert(message(id, qos, 10 * id as usize))
                 .expect("insert");
         }
         store.assign(MessageId::new(1), pid(11)).expect("assign");
@@ -1183,22 +1195,22 @@ mod tests {
             states.push(store.recover().expect("recover"));
         };
         store
-            .insert(&message(1, QoS::AtLeastOnce, 40))
+            .insert(message(1, QoS::AtLeastOnce, 40))
             .expect("insert");
         store
-            .insert(&message(2, QoS::ExactlyOnce, 50))
+            .insert(message(2, QoS::ExactlyOnce, 50))
             .expect("insert");
         commit(&mut store);
         store.assign(MessageId::new(2), pid(7)).expect("assign");
         store
-            .insert(&message(3, QoS::ExactlyOnce, 60))
+            .insert(message(3, QoS::ExactlyOnce, 60))
             .expect("insert");
         store.insert_inbound(pid(9)).expect("insert inbound");
         commit(&mut store);
         store.release(MessageId::new(2)).expect("release");
         store.remove(MessageId::new(1)).expect("remove");
         store
-            .insert(&message(4, QoS::AtLeastOnce, 70))
+            .insert(message(4, QoS::AtLeastOnce, 70))
             .expect("insert");
         store.remove_inbound(pid(9)).expect("remove inbound");
         commit(&mut store);
@@ -1247,11 +1259,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut store = open(dir.path());
         store
-            .insert(&message(1, QoS::AtLeastOnce, 5))
+            .insert(message(1, QoS::AtLeastOnce, 5))
             .expect("insert");
         store.commit().expect("commit");
         store
-            .insert(&message(2, QoS::AtLeastOnce, 5))
+            .insert(message(2, QoS::AtLeastOnce, 5))
             .expect("insert");
         store.insert_inbound(pid(3)).expect("insert inbound");
         drop(store);
@@ -1272,7 +1284,7 @@ mod tests {
             .collect();
         let mut records = 0;
         for message in &messages {
-            store.insert(message).expect("insert");
+            store.insert(message.clone()).expect("insert");
             records += record_len_of_insert(message);
         }
         store.commit().expect("commit");
@@ -1310,11 +1322,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut store = open(dir.path());
         store
-            .insert(&message(5, QoS::AtLeastOnce, 5))
+            .insert(message(5, QoS::AtLeastOnce, 5))
             .expect("insert");
         let refused = [
-            store.insert(&message(5, QoS::AtLeastOnce, 5)),
-            store.insert(&message(9, QoS::AtMostOnce, 5)),
+            store.insert(message(5, QoS::AtLeastOnce, 5)),
+            store.insert(message(9, QoS::AtMostOnce, 5)),
             store.assign(MessageId::new(4), pid(1)),
             store.release(MessageId::new(5)),
             store.remove(MessageId::new(6)),
@@ -1353,7 +1365,7 @@ mod tests {
                 QoS::AtLeastOnce
             };
             let changes = |store: &mut dyn Store| {
-                store.insert(&message(id, qos, 200)).expect("insert");
+                store.insert(message(id, qos, 200)).expect("insert");
                 if id % 4 != 1 {
                     store
                         .assign(MessageId::new(id), pid(id as u16))
@@ -1422,14 +1434,14 @@ mod tests {
         let mut expected = Vec::new();
         for id in 1..=40 {
             let message = message(id, QoS::AtLeastOnce, 100 << 10);
-            store.insert(&message).expect("insert");
+            store.insert(message.clone()).expect("insert");
             expected.push(message);
         }
         store.commit().expect("commit");
         // A little garbage makes the log longer than twice the live state.
         for id in 41..=600 {
             store
-                .insert(&message(id, QoS::AtLeastOnce, 10 << 10))
+                .insert(message(id, QoS::AtLeastOnce, 10 << 10))
                 .expect("insert");
             store.remove(MessageId::new(id)).expect("remove");
             store.commit().expect("commit");
@@ -1653,7 +1665,7 @@ mod tests {
         let mut store = FileStore::open(dir.path(), options().compact_min_bytes(0)).expect("open");
         for id in 1..=10 {
             store
-                .insert(&message(id, QoS::AtLeastOnce, 100))
+                .insert(message(id, QoS::AtLeastOnce, 100))
                 .expect("insert");
             store.remove(MessageId::new(id)).expect("remove");
             store.commit().expect("commit");
@@ -1679,12 +1691,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut store = open(dir.path());
         store
-            .insert(&message(1, QoS::AtLeastOnce, 10))
+            .insert(message(1, QoS::AtLeastOnce, 10))
             .expect("insert");
         store.commit().expect("commit");
         let committed = store.file_len();
         store
-            .insert(&message(2, QoS::AtLeastOnce, 10))
+            .insert(message(2, QoS::AtLeastOnce, 10))
             .expect("insert");
         store.fail_next_write_after = Some(7);
         assert!(matches!(store.commit(), Err(StoreError::Io(_))));
@@ -1717,7 +1729,7 @@ mod tests {
         let allocated = || fs::metadata(&log).expect("metadata").blocks() * 512;
         let mut store = open(dir.path());
         store
-            .insert(&message(1, QoS::AtLeastOnce, 1000))
+            .insert(message(1, QoS::AtLeastOnce, 1000))
             .expect("insert");
         store.commit().expect("commit");
         let len = store.file_len();
@@ -1729,7 +1741,7 @@ mod tests {
         );
 
         store
-            .insert(&message(2, QoS::AtLeastOnce, 1000))
+            .insert(message(2, QoS::AtLeastOnce, 1000))
             .expect("insert");
         store.fail_next_write_after = Some(7);
         assert!(store.commit().is_err());
@@ -1751,14 +1763,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut store = open(dir.path());
         store
-            .insert(&message(1, QoS::AtLeastOnce, 10))
+            .insert(message(1, QoS::AtLeastOnce, 10))
             .expect("insert");
         store.commit().expect("commit");
         let expected = store.recover().expect("recover");
         // A handle that can neither write nor truncate.
         store.file = File::open(dir.path().join(LOG_FILE)).expect("open");
         store
-            .insert(&message(2, QoS::AtLeastOnce, 10))
+            .insert(message(2, QoS::AtLeastOnce, 10))
             .expect("insert");
         assert!(matches!(store.commit(), Err(StoreError::Io(_))));
         assert!(matches!(store.commit(), Err(StoreError::Poisoned)));
@@ -1775,7 +1787,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut store = open(dir.path());
         store
-            .insert(&message(1, QoS::AtLeastOnce, 10))
+            .insert(message(1, QoS::AtLeastOnce, 10))
             .expect("insert");
         let debug = format!("{store:?}");
         assert!(debug.contains("messages: 1"), "{debug}");
@@ -1904,7 +1916,7 @@ mod tests {
                         let next = model.clone().recover().expect("recover").next_message_id;
                         let qos = if qos2 { QoS::ExactlyOnce } else { QoS::AtLeastOnce };
                         let message = message(next.get() + gap, qos, len);
-                        (store.insert(&message), model.insert(&message))
+                        (store.insert(message.clone()), model.insert(message))
                     }
                     Op::Assign { pick: p, packet_id } => {
                         let id = pick(&model, p);

@@ -47,7 +47,7 @@ impl Store for MemoryStore {
         Ok(self.state.recovered())
     }
 
-    fn insert(&mut self, message: &StoredMessage) -> Result<(), StoreError> {
+    fn insert(&mut self, message: StoredMessage) -> Result<(), StoreError> {
         self.state.insert(message)
     }
 

@@ -100,8 +100,10 @@ pub trait Store {
     /// other method.
     fn recover(&mut self) -> Result<Recovered, StoreError>;
 
-    /// Adds an outgoing message, in [`Stage::Queued`] unless recovering.
-    fn insert(&mut self, message: &StoredMessage) -> Result<(), StoreError>;
+    /// Adds an outgoing message, in [`Stage::Queued`] unless recovering. The store takes the
+    /// message: one that keeps it has no copy to make (its topic and payload are
+    /// reference-counted, shared with the session's queue).
+    fn insert(&mut self, message: StoredMessage) -> Result<(), StoreError>;
 
     /// Moves message `id` from [`Stage::Queued`] to [`Stage::Published`] with `packet_id`.
     fn assign(&mut self, id: MessageId, packet_id: PacketId) -> Result<(), StoreError>;

@@ -26,7 +26,21 @@ impl State {
         }
     }
 
-    pub(crate) fn insert(&mut self, message: &StoredMessage) -> Result<(), StoreError> {
+    pub(crate) fn insert(&mut self, message: StoredMessage) -> Result<(), StoreError> {
+        self.check_insert(&message)?;
+        self.insert_checked(message);
+        Ok(())
+    }
+
+    /// Inserts `message`, which [`State::check_insert`] accepted.
+    pub(crate) fn insert_checked(&mut self, message: StoredMessage) {
+        debug_assert!(self.check_insert(&message).is_ok());
+        self.next_message_id = message.id.next();
+        self.messages.insert(message);
+    }
+
+    /// Why `message` may not be inserted, if it may not.
+    pub(crate) fn check_insert(&self, message: &StoredMessage) -> Result<(), StoreError> {
         if message.qos == haka_codec::QoS::AtMostOnce {
             return Err(StoreError::Invalid("QoS 0 messages are not stored"));
         }
@@ -38,8 +52,6 @@ impl State {
         if message.id < self.next_message_id {
             return Err(StoreError::Invalid("message identities must increase"));
         }
-        self.next_message_id = message.id.next();
-        self.messages.insert(message.clone());
         Ok(())
     }
 
@@ -74,9 +86,13 @@ impl State {
     }
 
     pub(crate) fn remove(&mut self, id: MessageId) -> Result<(), StoreError> {
+        self.take(id).map(drop)
+    }
+
+    /// Removes message `id` and returns it.
+    pub(crate) fn take(&mut self, id: MessageId) -> Result<StoredMessage, StoreError> {
         self.messages
             .remove(id)
-            .map(drop)
             .ok_or(StoreError::Invalid("remove: no such message"))
     }
 
