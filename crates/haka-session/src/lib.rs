@@ -40,7 +40,8 @@
 //! - [`Event`]: what the application is told: connected, message received, publish
 //!   completed, subscription results, disconnected with a typed [`DisconnectReason`].
 //! - [`Store`]: where the QoS queue is persisted; [`MemoryStore`] and the durable
-//!   [`FileStore`], an append-only, checksummed log with group commit and compaction.
+//!   [`FileStore`], a checksummed log with group commit, compacted into two files that take
+//!   turns.
 //!
 //! # Guarantees
 //!

@@ -23,7 +23,7 @@ pub enum Scheme {
 pub enum StoreOptions {
     /// In memory: the queue survives reconnects, not the end of the process.
     Memory,
-    /// In a directory, as an append-only log: the queue survives restarts and crashes.
+    /// In a directory, as a checksummed log: the queue survives restarts and crashes.
     Directory {
         /// The store's directory, created if missing; one client per directory.
         path: PathBuf,
