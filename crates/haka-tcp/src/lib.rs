@@ -36,8 +36,9 @@
 //!   from every address refusing, and lists each address dialled with its error.
 //! - **`TCP_NODELAY`** is set on the stream returned.
 //! - **No delayed acknowledgements.** [`QuickAckStream`] wraps the stream so that what it
-//!   reads is acknowledged at once, which keeps a broker with Nagle's algorithm on from
-//!   stalling on its own small acknowledgements.
+//!   reads is acknowledged at once (by its own next write when that has left, else by
+//!   `TCP_QUICKACK`), which keeps a broker with Nagle's algorithm on from stalling on its own
+//!   small acknowledgements.
 //!
 //! TLS is layered on the stream by `haka-tls`.
 
