@@ -812,11 +812,12 @@ fn take_inbox<S: Store>(
     completions: &mut Completions,
     unconfirmed: &mut Unconfirmed,
 ) {
-    let taken = inbox.take();
+    let mut taken = inbox.take();
     if taken.is_empty() {
+        inbox.recycle(taken);
         return;
     }
-    for outgoing in taken {
+    for outgoing in taken.drain(..) {
         let Outgoing {
             topic,
             qos,
@@ -840,6 +841,7 @@ fn take_inbox<S: Store>(
             }
         }
     }
+    inbox.recycle(taken);
     inbox.set_session_queue(session.queued_messages(), session.queued_bytes());
 }
 

@@ -12,7 +12,7 @@ use std::{
     collections::VecDeque,
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
-        Mutex,
+        Mutex, MutexGuard,
     },
 };
 
@@ -39,11 +39,8 @@ pub(crate) struct Outgoing {
 /// Messages published and not yet taken by the driver, with the counts the queue limits need.
 #[derive(Debug)]
 pub(crate) struct Inbox {
-    queue: Mutex<VecDeque<Outgoing>>,
+    queue: Mutex<Queued>,
     wake: Notify,
-    /// Messages and bytes in the inbox.
-    messages: AtomicUsize,
-    bytes: AtomicUsize,
     /// Messages and bytes in the session's queue, as the driver last saw them.
     session_messages: AtomicUsize,
     session_bytes: AtomicUsize,
@@ -54,6 +51,17 @@ pub(crate) struct Inbox {
     closed: AtomicBool,
 }
 
+/// What the inbox's lock guards: the messages, their counts, and an empty queue that keeps
+/// its room for the next batch (a queue grown anew for every batch cost a tenth of a
+/// publish).
+#[derive(Debug, Default)]
+struct Queued {
+    messages: VecDeque<Outgoing>,
+    /// Bytes of topic and payload in `messages`.
+    bytes: usize,
+    spare: VecDeque<Outgoing>,
+}
+
 impl Inbox {
     pub(crate) fn new(
         max_messages: usize,
@@ -62,10 +70,8 @@ impl Inbox {
         durable: bool,
     ) -> Self {
         Self {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queued::default()),
             wake: Notify::new(),
-            messages: AtomicUsize::new(0),
-            bytes: AtomicUsize::new(0),
             session_messages: AtomicUsize::new(0),
             session_bytes: AtomicUsize::new(0),
             max_messages,
@@ -115,7 +121,6 @@ impl Inbox {
             unreachable!("built as a PUBLISH just above")
         };
         let size = publish.topic.as_str().len() + publish.payload.len();
-        self.reserve(size)?;
 
         let (done, handle) = oneshot::channel();
         let (stored, answer) = if self.durable {
@@ -133,9 +138,11 @@ impl Inbox {
             stored,
         };
         let was_empty = {
-            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            queue.push_back(outgoing);
-            queue.len() == 1
+            let mut queue = self.lock();
+            self.check_limits(&queue, size)?;
+            queue.messages.push_back(outgoing);
+            queue.bytes += size;
+            queue.messages.len() == 1
         };
         if was_empty {
             // The driver takes everything at once: one wake-up per batch.
@@ -144,44 +151,42 @@ impl Inbox {
         Ok((PublishHandle::new(handle), answer))
     }
 
-    /// Counts a message of `size` bytes against the limits, or refuses it. Conservative:
-    /// a message moving from the inbox to the session may be counted twice for a moment.
-    fn reserve(&self, size: usize) -> Result<(), ClientError> {
+    fn lock(&self) -> MutexGuard<'_, Queued> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether one more message of `size` bytes fits the limits, counting what `queue` holds
+    /// and what the session held when the driver last said. Conservative: a message moving
+    /// from the inbox to the session may be counted twice for a moment.
+    fn check_limits(&self, queue: &Queued, size: usize) -> Result<(), ClientError> {
         let full = |limit| Err(ClientError::Session(SessionError::QueueFull(limit)));
         let in_session = self.session_messages.load(Ordering::Acquire);
-        if self
-            .messages
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n + in_session < self.max_messages).then_some(n + 1)
-            })
-            .is_err()
-        {
+        if queue.messages.len() + in_session >= self.max_messages {
             return full(QueueLimit::Messages(self.max_messages));
         }
         let in_session = self.session_bytes.load(Ordering::Acquire);
-        if self
-            .bytes
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n + in_session + size <= self.max_bytes).then_some(n + size)
-            })
-            .is_err()
-        {
-            self.messages.fetch_sub(1, Ordering::AcqRel);
+        if queue.bytes + in_session + size > self.max_bytes {
             return full(QueueLimit::Bytes(self.max_bytes));
         }
         Ok(())
     }
 
-    /// Everything queued, for the driver.
+    /// Everything queued, for the driver, which hands the emptied queue back with
+    /// [`Inbox::recycle`].
     pub(crate) fn take(&self) -> VecDeque<Outgoing> {
-        let taken = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        let bytes: usize = taken
-            .iter()
-            .map(|o| o.topic.as_str().len() + o.payload.len())
-            .sum();
-        self.messages.fetch_sub(taken.len(), Ordering::AcqRel);
-        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
-        taken
+        let mut queue = self.lock();
+        let spare = std::mem::take(&mut queue.spare);
+        queue.bytes = 0;
+        std::mem::replace(&mut queue.messages, spare)
+    }
+
+    /// Keeps `emptied`, a queue [`Inbox::take`] returned, for the next batch.
+    pub(crate) fn recycle(&self, mut emptied: VecDeque<Outgoing>) {
+        emptied.clear();
+        let mut queue = self.lock();
+        if queue.spare.capacity() < emptied.capacity() {
+            queue.spare = emptied;
+        }
     }
 
     /// The session's queue, as the driver sees it now.
@@ -198,5 +203,62 @@ impl Inbox {
     /// No more messages are taken.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic() -> TopicName {
+        TopicName::new("t").expect("valid topic")
+    }
+
+    fn refused_by(result: Result<impl Sized, ClientError>) -> Option<QueueLimit> {
+        match result {
+            Err(ClientError::Session(SessionError::QueueFull(limit))) => Some(limit),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_limits_count_the_inbox_and_the_session() {
+        let inbox = Inbox::new(3, 100, 1 << 20, false);
+        let push = |len: usize| inbox.push(topic(), QoS::AtLeastOnce, false, vec![0; len].into());
+        assert!(push(10).is_ok());
+        assert!(push(10).is_ok());
+        // 2 messages of 11 bytes held: a third of 80 bytes would pass 100.
+        assert_eq!(refused_by(push(80)), Some(QueueLimit::Bytes(100)));
+        assert!(push(10).is_ok());
+        assert_eq!(refused_by(push(1)), Some(QueueLimit::Messages(3)));
+
+        // Taken by the driver, the messages count in the session as far as it says.
+        assert_eq!(inbox.take().len(), 3);
+        inbox.set_session_queue(2, 22);
+        assert!(push(10).is_ok());
+        assert_eq!(refused_by(push(1)), Some(QueueLimit::Messages(3)));
+        inbox.set_session_queue(0, 0);
+        assert!(push(70).is_ok());
+        assert_eq!(refused_by(push(20)), Some(QueueLimit::Bytes(100)));
+    }
+
+    #[test]
+    fn a_recycled_queue_keeps_its_room() {
+        let inbox = Inbox::new(1000, 1 << 20, 1 << 20, false);
+        for _ in 0..100 {
+            inbox
+                .push(topic(), QoS::AtMostOnce, false, Bytes::from_static(b"x"))
+                .expect("queued");
+        }
+        let taken = inbox.take();
+        let room = taken.capacity();
+        assert!(room >= 100);
+        inbox.recycle(taken);
+        inbox
+            .push(topic(), QoS::AtMostOnce, false, Bytes::from_static(b"x"))
+            .expect("queued");
+        // The queue the next message went to, then the recycled one, which is next.
+        assert_eq!(inbox.take().len(), 1);
+        assert!(inbox.take().capacity() >= room);
     }
 }
