@@ -508,6 +508,22 @@ impl FileStore {
             sequence: self.header.sequence + 1,
             epoch: new_epoch(),
         };
+        if !matches!(read_header(&self.files[spare]), Ok(Some(_))) {
+            // A file without a header (new, or emptied after a burst) gets one of sequence 0
+            // before anything else: a crash in the middle of the compaction then leaves a
+            // file that is plainly not the log, rather than data without a header.
+            let placeholder = LogHeader {
+                sequence: 0,
+                epoch: new_epoch(),
+            };
+            let written = write_at(&mut self.files[spare], 0, &placeholder.encode())
+                .and_then(|()| self.files[spare].sync_data());
+            if written.is_err() {
+                self.compact_retry_at =
+                    self.file_len + self.options.compact_min_bytes.max(self.live_bytes());
+                return;
+            }
+        }
         match write_log(
             &mut self.files[spare],
             &self.state,
@@ -687,15 +703,22 @@ impl LogHeader {
     }
 }
 
-/// The header of a log file; `None` for a file never used (empty, or zeros where the header
-/// goes: a compaction that a crash interrupted before it wrote the header of a new file).
+/// The header of a log file; `None` for a file never used: empty, or zeros only (a new
+/// store's first file, if a power loss took the header it was writing).
+///
+/// A file with data but zeros where the header goes is damage: no write of the store leaves
+/// one (a compaction into a file without a header first writes one of sequence 0, which no
+/// log has), and taking it for unused could bring back the other file's older log.
 fn read_header(file: &File) -> Result<Option<LogHeader>, StoreError> {
     let len = file.metadata()?.len();
     let mut bytes = [0; HEADER_LEN];
     let have = len.min(HEADER_LEN as u64) as usize;
     read_exact_at(file, &mut bytes[..have], 0)?;
     if bytes.iter().all(|&b| b == 0) {
-        return Ok(None);
+        if zeros_from(file, have as u64, len)? {
+            return Ok(None);
+        }
+        return Err(corrupt(0, "log file without a header"));
     }
     if have < HEADER_LEN
         || bytes[..8] != MAGIC
@@ -711,6 +734,22 @@ fn read_header(file: &File) -> Result<Option<LogHeader>, StoreError> {
         sequence: u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes")),
         epoch: u64::from_le_bytes(bytes[20..28].try_into().expect("8 bytes")),
     }))
+}
+
+/// Whether the bytes of `file` from `from` to `len` are all zero. Reads them once, 64 KiB at
+/// a time.
+fn zeros_from(file: &File, from: u64, len: u64) -> io::Result<bool> {
+    let mut chunk = vec![0; 64 << 10];
+    let mut at = from;
+    while at < len {
+        let n = (len - at).min(chunk.len() as u64) as usize;
+        read_exact_at(file, &mut chunk[..n], at)?;
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 /// A new epoch: 64 random bits (from the standard library's per-process random keys, mixed
@@ -2081,8 +2120,9 @@ mod tests {
         assert_eq!(store.recovered_tail_bytes(), 0);
     }
 
-    /// A crash during a compaction leaves the spare file with frames of a new epoch under
-    /// its old header (or none): the log stays where it was.
+    /// A crash during a compaction leaves the spare file with frames of a new epoch under a
+    /// header of a lower sequence: its old log's, or the placeholder a compaction writes
+    /// first into a file without a header. The log stays where it was.
     #[test]
     fn a_compaction_cut_short_leaves_the_log_where_it_was() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -2090,29 +2130,53 @@ mod tests {
         let mut other = State::default();
         other.inbound.insert(pid(77));
         other.next_message_id = MessageId::new(50);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.path().join(LOG_FILES[1]))
+            .expect("open");
+        let header = LogHeader {
+            sequence: 2,
+            epoch: 9,
+        };
+        assert!(write_log(&mut file, &other, header, Durability::Flush).is_ok());
+        let placeholder = LogHeader {
+            sequence: 0,
+            epoch: 8,
+        };
+        write_at(&mut file, 0, &placeholder.encode()).expect("write");
+        drop(file);
+        assert_eq!(recovered(dir.path()), states[3]);
+    }
+
+    /// Data under zeros where the header goes is damage, never taken for an unused file:
+    /// that could bring back the other file's older log. Zeros only are an unused file.
+    #[test]
+    fn a_log_file_without_a_header_is_corrupt() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (states, _) = three_commits(dir.path());
+        let current = dir.path().join(LOG_FILES[0]);
         let spare = dir.path().join(LOG_FILES[1]);
-        for old_header in [
-            [0; HEADER_LEN],
-            LogHeader {
-                sequence: 0,
-                epoch: 8,
-            }
-            .encode(),
-        ] {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&spare)
-                .expect("open");
-            let header = LogHeader {
-                sequence: 2,
-                epoch: 9,
-            };
-            assert!(write_log(&mut file, &other, header, Durability::Flush).is_ok());
-            write_at(&mut file, 0, &old_header).expect("write");
-            drop(file);
-            assert_eq!(recovered(dir.path()), states[3]);
-        }
+        let whole = fs::read(&current).expect("read");
+
+        fs::write(&spare, [0; 100]).expect("write");
+        assert_eq!(recovered(dir.path()), states[3]);
+
+        let mut headless = vec![0; HEADER_LEN];
+        headless.extend_from_slice(&whole[HEADER_LEN..]);
+        fs::write(&spare, &headless).expect("write");
+        assert!(matches!(
+            FileStore::open(dir.path(), options()),
+            Err(StoreError::Corrupt { offset: 0, .. })
+        ));
+
+        fs::write(&spare, b"").expect("write");
+        fs::write(&current, &headless).expect("write");
+        assert!(matches!(
+            FileStore::open(dir.path(), options()),
+            Err(StoreError::Corrupt { offset: 0, .. })
+        ));
+        assert_eq!(fs::read(&current).expect("read"), headless);
     }
 
     /// After a burst the old log's file is far longer than the log needs: it is emptied.
