@@ -263,8 +263,15 @@ impl FileStore {
                 files[0].sync_data()?;
                 (0, header)
             }
-            [Some(header), None] => (0, header),
-            [None, Some(header)] => (1, header),
+            // Alone, a log can only be the first: once a compaction has moved the log, the
+            // other file keeps a header (its older log, or a placeholder). A log of a later
+            // sequence beside a file without one is a log whose newer file was lost, and
+            // taking it would bring back an older state.
+            [Some(header), None] if header.sequence == 1 => (0, header),
+            [None, Some(header)] if header.sequence == 1 => (1, header),
+            [Some(_), None] | [None, Some(_)] => {
+                return Err(corrupt(0, "a log file is missing its header"));
+            }
             [Some(first), Some(second)] => match first.sequence.cmp(&second.sequence) {
                 std::cmp::Ordering::Greater => (0, first),
                 std::cmp::Ordering::Less => (1, second),
@@ -273,6 +280,10 @@ impl FileStore {
                 }
             },
         };
+        if header.sequence == 0 {
+            // Only placeholders: the log itself is gone.
+            return Err(corrupt(0, "no log file, only one a compaction had begun"));
+        }
 
         let Replayed {
             state,
@@ -560,13 +571,20 @@ impl FileStore {
         }
         // The old log's file is the spare now: the next compaction writes over it, in pages
         // the operating system still holds. Only when a burst left it far longer than the
-        // log needs is it emptied, once the new log is on the disk (whatever the
-        // durability: emptying the old file must never reach the disk before the new log).
+        // log needs is it cut to a placeholder header, once the new log is on the disk
+        // (whatever the durability: cutting the old file must never reach the disk before
+        // the new log). A placeholder rather than nothing: a log of a sequence above 1 never
+        // stands alone (see `open`).
         let spare_len = self.files[old].metadata().map_or(0, |m| m.len());
         if spare_len > SHRINK_FACTOR * self.compaction_threshold()
             && self.files[spare].sync_data().is_ok()
         {
-            let _ = self.files[old].set_len(0);
+            let placeholder = LogHeader {
+                sequence: 0,
+                epoch: new_epoch(),
+            };
+            let _ = write_at(&mut self.files[old], 0, &placeholder.encode())
+                .and_then(|()| self.files[old].set_len(HEADER_LEN as u64));
         }
     }
 }
@@ -1770,7 +1788,8 @@ mod tests {
             assert_eq!(store.recover().expect("recover"), states[2], "{written}");
             // A header that checks out, for a body that does not: a torn frame. Zeros in the
             // header: the log's end, as it would be if the frame had never been written.
-            let torn = if written >= last.start + FRAME_HEAD_LEN {
+            let head = last.start..last.start + FRAME_HEAD_LEN;
+            let torn = if bytes[head.clone()] == whole[head] {
                 last.len()
             } else {
                 0
@@ -2179,9 +2198,58 @@ mod tests {
         assert_eq!(fs::read(&current).expect("read"), headless);
     }
 
-    /// After a burst the old log's file is far longer than the log needs: it is emptied.
+    /// Once a compaction has moved the log, both files keep a header: a log of a later
+    /// sequence alone is a log whose newer file was lost, and a placeholder alone is no log.
     #[test]
-    fn the_spare_file_is_emptied_after_a_burst() {
+    fn a_lost_log_file_is_corrupt_not_a_return_to_an_older_log() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = FileStore::open(dir.path(), options().compact_min_bytes(0)).expect("open");
+        for id in 1..=100 {
+            store
+                .insert(message(id, QoS::AtLeastOnce, 100))
+                .expect("insert");
+            if id > 1 {
+                store.remove(MessageId::new(id - 1)).expect("remove");
+            }
+            store.commit().expect("commit");
+            if store.compactions() >= 3 {
+                break;
+            }
+        }
+        assert!(store.compactions() >= 3, "{store:?}");
+        drop(store);
+        let current = current_log(dir.path());
+        let older = LOG_FILES
+            .map(|name| dir.path().join(name))
+            .into_iter()
+            .find(|path| *path != current)
+            .expect("two files");
+        let older_bytes = fs::read(&older).expect("read");
+
+        // The newer file lost: the older log must not come back.
+        fs::write(&current, b"").expect("write");
+        assert!(matches!(
+            FileStore::open(dir.path(), options()),
+            Err(StoreError::Corrupt { offset: 0, .. })
+        ));
+
+        // Nothing but a placeholder.
+        let placeholder = LogHeader {
+            sequence: 0,
+            epoch: 3,
+        };
+        fs::write(&older, placeholder.encode()).expect("write");
+        assert!(matches!(
+            FileStore::open(dir.path(), options()),
+            Err(StoreError::Corrupt { offset: 0, .. })
+        ));
+        fs::write(&older, &older_bytes).expect("write");
+    }
+
+    /// After a burst the old log's file is far longer than the log needs: it is cut to a
+    /// placeholder header.
+    #[test]
+    fn the_spare_file_is_cut_after_a_burst() {
         let dir = tempfile::tempdir().expect("temp dir");
         let options = options().compact_min_bytes(16 << 10);
         let mut store = FileStore::open(dir.path(), options).expect("open");
@@ -2199,7 +2267,16 @@ mod tests {
         assert_eq!(store.compactions(), 1);
         let lens =
             LOG_FILES.map(|name| fs::metadata(dir.path().join(name)).expect("metadata").len());
-        assert!(lens.contains(&0), "{lens:?}");
+        assert!(lens.contains(&(HEADER_LEN as u64)), "{lens:?}");
+        let spare = LOG_FILES[lens
+            .iter()
+            .position(|&len| len == HEADER_LEN as u64)
+            .expect("cut")];
+        let placeholder = read_header(&File::open(dir.path().join(spare)).expect("open"));
+        assert!(matches!(
+            placeholder,
+            Ok(Some(LogHeader { sequence: 0, .. }))
+        ));
         let expected = store.recover().expect("recover");
         drop(store);
         assert_eq!(recovered(dir.path()), expected);
