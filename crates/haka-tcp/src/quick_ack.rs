@@ -257,22 +257,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn the_read_after_one_that_brought_bytes_turns_immediate_acknowledgements_on() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        let client = client.unwrap();
-        let (mut server, _) = accepted.unwrap();
-        let quick_ack = |client: &QuickAckStream| {
-            socket2::SockRef::from(client.get_ref())
-                .tcp_quickack()
-                .unwrap()
-        };
-        let delay_acks = |client: &QuickAckStream| {
-            socket2::SockRef::from(client.get_ref())
-                .set_tcp_quickack(false)
-                .unwrap();
-        };
-        let mut client = QuickAckStream::new(client);
+        let (mut client, mut server) = connected().await;
         let mut got = [0; 4];
         for word in [b"more", b"last"] {
             delay_acks(&client);
@@ -296,22 +281,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_write_that_left_stands_for_the_acknowledgement() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        let client = client.unwrap();
-        let (mut server, _) = accepted.unwrap();
-        let quick_ack = |client: &QuickAckStream| {
-            socket2::SockRef::from(client.get_ref())
-                .tcp_quickack()
-                .unwrap()
-        };
-        let delay_acks = |client: &QuickAckStream| {
-            socket2::SockRef::from(client.get_ref())
-                .set_tcp_quickack(false)
-                .unwrap();
-        };
-        let mut client = QuickAckStream::new(client);
+        let (mut client, mut server) = connected().await;
         let mut got = [0; 4];
 
         // Read, answer, and the answer reaches the server: nothing left unsent.
@@ -356,6 +326,31 @@ mod tests {
             quick_ack(&client),
             "not set while the answer waited to be sent"
         );
+    }
+
+    /// A wrapped client and the server's end of its connection.
+    #[cfg(target_os = "linux")]
+    async fn connected() -> (QuickAckStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (QuickAckStream::new(client.unwrap()), accepted.unwrap().0)
+    }
+
+    /// Whether the client's socket acknowledges at once (`TCP_QUICKACK` reads true).
+    #[cfg(target_os = "linux")]
+    fn quick_ack(client: &QuickAckStream) -> bool {
+        socket2::SockRef::from(client.get_ref())
+            .tcp_quickack()
+            .unwrap()
+    }
+
+    /// Puts the client's socket back in delayed-acknowledgement mode.
+    #[cfg(target_os = "linux")]
+    fn delay_acks(client: &QuickAckStream) {
+        socket2::SockRef::from(client.get_ref())
+            .set_tcp_quickack(false)
+            .unwrap();
     }
 
     /// Polls one read without waiting: `None` when it would wait.

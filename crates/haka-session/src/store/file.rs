@@ -2326,15 +2326,8 @@ mod tests {
     #[test]
     fn a_failed_write_is_rolled_back_and_retried() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = open(dir.path());
-        store
-            .insert(message(1, QoS::AtLeastOnce, 10))
-            .expect("insert");
-        store.commit().expect("commit");
+        let (mut store, _) = one_committed_one_pending(dir.path());
         let committed = store.file_len();
-        store
-            .insert(message(2, QoS::AtLeastOnce, 10))
-            .expect("insert");
         store.fail_next_write_after = Some(7);
         assert!(matches!(store.commit(), Err(StoreError::Io(_))));
         // What the failed write left behind the log's end is wiped.
@@ -2350,20 +2343,26 @@ mod tests {
         assert_eq!(recovered(dir.path()), expected);
     }
 
+    /// A store with message 1 committed and message 2 pending, and the committed state.
+    fn one_committed_one_pending(dir: &Path) -> (FileStore, Recovered) {
+        let mut store = open(dir);
+        store
+            .insert(message(1, QoS::AtLeastOnce, 10))
+            .expect("insert");
+        store.commit().expect("commit");
+        let committed = store.recover().expect("recover");
+        store
+            .insert(message(2, QoS::AtLeastOnce, 10))
+            .expect("insert");
+        (store, committed)
+    }
+
     /// A failed commit whose frame reached the file whole (its flush failed, say) is not
     /// read back as committed.
     #[test]
     fn a_whole_frame_of_a_failed_commit_is_not_recovered() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = open(dir.path());
-        store
-            .insert(message(1, QoS::AtLeastOnce, 10))
-            .expect("insert");
-        store.commit().expect("commit");
-        let expected = store.recover().expect("recover");
-        store
-            .insert(message(2, QoS::AtLeastOnce, 10))
-            .expect("insert");
+        let (mut store, expected) = one_committed_one_pending(dir.path());
         store.fail_next_write_after = Some(usize::MAX);
         assert!(matches!(store.commit(), Err(StoreError::Io(_))));
         drop(store);
@@ -2412,15 +2411,7 @@ mod tests {
     #[test]
     fn a_failed_rollback_poisons_the_store() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = open(dir.path());
-        store
-            .insert(message(1, QoS::AtLeastOnce, 10))
-            .expect("insert");
-        store.commit().expect("commit");
-        let expected = store.recover().expect("recover");
-        store
-            .insert(message(2, QoS::AtLeastOnce, 10))
-            .expect("insert");
+        let (mut store, expected) = one_committed_one_pending(dir.path());
         store.fail_next_write_after = Some(7);
         store.fail_next_wipe = true;
         assert!(matches!(store.commit(), Err(StoreError::Io(_))));
