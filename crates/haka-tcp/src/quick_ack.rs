@@ -141,9 +141,7 @@ impl QuickAckStream {
     fn unsent(&self) -> Option<usize> {
         None
     }
-}
 
-impl QuickAckStream {
     /// Remembers a write that took bytes after a read that brought some.
     fn note_write(&mut self, poll: &Poll<io::Result<usize>>) {
         if self.ack_owed && matches!(poll, Poll::Ready(Ok(n)) if *n > 0) {

@@ -530,8 +530,7 @@ impl FileStore {
             let written = write_at(&mut self.files[spare], 0, &placeholder.encode())
                 .and_then(|()| self.files[spare].sync_data());
             if written.is_err() {
-                self.compact_retry_at =
-                    self.file_len + self.options.compact_min_bytes.max(self.live_bytes());
+                self.retry_compaction_later();
                 return;
             }
         }
@@ -542,18 +541,21 @@ impl FileStore {
             self.options.durability,
         ) {
             Ok(len) => self.continue_on(spare, header, len),
-            Err(LogWriteError::BeforeHeader) => {
-                // Try again only once as much as is live has been appended, so that a full
-                // disk does not turn every commit into a rewrite.
-                self.compact_retry_at =
-                    self.file_len + self.options.compact_min_bytes.max(self.live_bytes());
-            }
+            Err(LogWriteError::BeforeHeader) => self.retry_compaction_later(),
             Err(LogWriteError::AfterHeader { len }) => {
                 // The new log is in place (a reopened store reads it), but the flush after
                 // its header failed: the next commit's flush covers it.
                 self.continue_on(spare, header, len);
             }
         }
+    }
+
+    /// After a compaction that failed before the spare's header was written: try again only
+    /// once as much as is live has been appended, so that a full disk does not turn every
+    /// commit into a rewrite.
+    fn retry_compaction_later(&mut self) {
+        self.compact_retry_at =
+            self.file_len + self.options.compact_min_bytes.max(self.live_bytes());
     }
 
     /// Continues on `files[spare]`, which now holds the log, `len` bytes long.

@@ -18,8 +18,8 @@ use std::{
 use bytes::Bytes;
 
 use super::{
-    apply_frame, corrupt, new_epoch, sync_dir, write_log, Durability, LogHeader, LogWriteError,
-    State, StoreError, LOG_FILES, MAGIC, MAX_FRAME_LEN,
+    apply_frame, corrupt, new_epoch, sync_dir, write_log, zeros_from, Durability, LogHeader,
+    LogWriteError, State, StoreError, LOG_FILES, MAGIC, MAX_FRAME_LEN,
 };
 
 /// The log file of version 1.
@@ -145,7 +145,7 @@ fn replay(file: &File) -> Result<(State, u64), StoreError> {
         if crc32fast::hash(&head[..8]) != head_crc {
             // A header written only in part, the rest of the file zero (space the file
             // system allocated but whose data never reached the disk)?
-            if zeros_to_end(&mut reader)? {
+            if zeros_from(file, offset + FRAME_HEAD_LEN as u64, file_len)? {
                 return Ok((state, torn));
             }
             return Err(corrupt(offset, "frame header checksum mismatch"));
@@ -165,7 +165,7 @@ fn replay(file: &File) -> Result<(State, u64), StoreError> {
         let mut body = vec![0; len as usize];
         reader.read_exact(&mut body)?;
         if crc32fast::hash(&body) != body_crc {
-            if end == file_len || body.iter().all(|&b| b == 0) && zeros_to_end(&mut reader)? {
+            if end == file_len || body.iter().all(|&b| b == 0) && zeros_from(file, end, file_len)? {
                 return Ok((state, torn));
             }
             return Err(corrupt(offset, "frame checksum mismatch"));
@@ -178,21 +178,4 @@ fn replay(file: &File) -> Result<(State, u64), StoreError> {
         offset = end;
     }
     Ok((state, 0))
-}
-
-/// Whether every byte from the reader's position to the end of the file is zero.
-fn zeros_to_end(reader: &mut impl Read) -> io::Result<bool> {
-    let mut chunk = [0; 8192];
-    loop {
-        match reader.read(&mut chunk) {
-            Ok(0) => return Ok(true),
-            Ok(n) => {
-                if chunk[..n].iter().any(|&b| b != 0) {
-                    return Ok(false);
-                }
-            }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
 }
