@@ -12,6 +12,7 @@ mod unsubscribe;
 
 use bytes::{BufMut, Bytes};
 
+pub(crate) use self::publish::Head;
 pub use self::{
     ack::{PubAck, PubComp, PubRec, PubRel, UnsubAck},
     connack::{ConnAck, ConnectReturnCode},

@@ -1,6 +1,6 @@
 //! PUBLISH (section 3.3): an application message, in either direction.
 
-use bytes::{buf::UninitSlice, Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes};
 
 use crate::{
     frame::{encode_fixed_header, remaining_length_len},
@@ -210,53 +210,83 @@ impl Publish {
     }
 
     /// Writes everything but the payload (the fixed header for `head.body_len`, the topic and
-    /// the packet identifier) at the start of `dst` and returns how many bytes that took.
-    /// `dst` must have room for them; `head.body_len` is at most
-    /// [`MAX_REMAINING_LENGTH`](crate::MAX_REMAINING_LENGTH).
+    /// the packet identifier) at `dst` and returns how many bytes that took:
+    /// [`Head::fixed_header_len`] plus [`Publish::variable_header_len`].
     ///
-    /// The bytes written are exactly `dst[..returned]`, each part copied once to its place,
-    /// with no length or capacity to update in between.
+    /// The bytes are written through the pointer, each part once to its place, with no bounds
+    /// check per field: the caller reserved the room once for the whole packet.
+    ///
+    /// # Safety
+    ///
+    /// `dst` is valid for writes of that many bytes, and `head` is this packet's
+    /// ([`Publish::head`]) with `head.body_len` at most
+    /// [`MAX_REMAINING_LENGTH`](crate::MAX_REMAINING_LENGTH).
     #[inline(always)]
-    pub(crate) fn write_head(&self, dst: &mut UninitSlice, head: &Head) -> usize {
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn write_head(&self, dst: *mut u8, head: &Head) -> usize {
         let topic = self.topic.as_bytes();
         // The fixed header and the topic's length, built in a register and written together
         // (see `write_fixed_header`) for a packet under 16 KiB.
         let (first_byte, topic_len) = (u32::from(head.first_byte), topic.len() as u32);
+        // SAFETY (every write below): the parts written are the fixed header, the topic and
+        // the packet identifier, in order, each at the offset the ones before it end at: the
+        // room the caller guarantees.
         let mut at = match head.body_len {
             len @ 0..=0x7f => {
                 let word = first_byte << 24 | (len as u32) << 16 | topic_len;
-                dst[..4].copy_from_slice(&word.to_be_bytes());
+                unsafe { dst.cast::<[u8; 4]>().write_unaligned(word.to_be_bytes()) };
                 4
             }
             len @ 0x80..=0x3fff => {
                 let len = len as u32;
                 let word = (len & 0x7f | 0x80) << 24 | (len >> 7) << 16 | topic_len;
-                dst.write_byte(0, head.first_byte);
-                dst[1..5].copy_from_slice(&word.to_be_bytes());
+                unsafe {
+                    dst.write(head.first_byte);
+                    dst.add(1)
+                        .cast::<[u8; 4]>()
+                        .write_unaligned(word.to_be_bytes());
+                }
                 5
             }
             len => {
                 let mut fixed = [0u8; 5];
                 let n = encode_fixed_header(&mut fixed, head.first_byte, len);
-                dst[..n].copy_from_slice(&fixed[..n]);
-                dst[n..n + 2].copy_from_slice(&(topic_len as u16).to_be_bytes());
+                unsafe {
+                    copy_to(dst, &fixed[..n]);
+                    dst.add(n)
+                        .cast::<[u8; 2]>()
+                        .write_unaligned((topic_len as u16).to_be_bytes());
+                }
                 n + 2
             }
         };
-        at += copy_to(dst, at, topic);
+        at += unsafe { copy_to(dst.add(at), topic) };
         if let Some(id) = head.packet_id {
-            dst[at..at + 2].copy_from_slice(&id.get().to_be_bytes());
+            unsafe {
+                dst.add(at)
+                    .cast::<[u8; 2]>()
+                    .write_unaligned(id.get().to_be_bytes());
+            }
             at += 2;
         }
         at
     }
 
-    /// Writes the whole packet at the start of `dst`, like [`Publish::write_head`] followed by
-    /// the payload, and returns its length: `dst[..returned]` is the packet.
+    /// Writes the whole packet at `dst`, like [`Publish::write_head`] followed by the payload,
+    /// and returns its length.
+    ///
+    /// # Safety
+    ///
+    /// `dst` is valid for writes of the whole packet (`head.fixed_header_len() +
+    /// head.body_len` bytes), and `head` is as [`Publish::write_head`] asks.
     #[inline(always)]
-    pub(crate) fn write_packet(&self, dst: &mut UninitSlice, head: &Head) -> usize {
-        let at = self.write_head(dst, head);
-        at + copy_to(dst, at, &self.payload)
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn write_packet(&self, dst: *mut u8, head: &Head) -> usize {
+        // SAFETY: the head takes the start of the room, the payload the rest of it.
+        unsafe {
+            let at = self.write_head(dst, head);
+            at + copy_to(dst.add(at), &self.payload)
+        }
     }
 
     pub(crate) fn write_body(&self, dst: &mut impl BufMut) {
@@ -268,25 +298,33 @@ impl Publish {
     }
 }
 
-/// Copies `src` to `dst[at..]` and returns its length.
+/// Copies `src` to `dst` and returns its length.
 ///
 /// Topics and small payloads are copied inline with two fixed-size copies that overlap,
 /// rather than by a call into the C library's `memcpy`, whose call and dispatch on the
 /// length cost more than the copy itself for a few dozen bytes.
+///
+/// # Safety
+///
+/// `dst` is valid for writes of `src.len()` bytes and does not overlap `src`.
 #[inline(always)]
-fn copy_to(dst: &mut UninitSlice, at: usize, src: &[u8]) -> usize {
+#[allow(unsafe_code)]
+unsafe fn copy_to(dst: *mut u8, src: &[u8]) -> usize {
     let n = src.len();
-    let dst = &mut dst[at..at + n];
-    match n {
-        16..=32 => {
-            dst[..16].copy_from_slice(&src[..16]);
-            dst[n - 16..].copy_from_slice(&src[n - 16..]);
+    let src = src.as_ptr();
+    // SAFETY: every copy stays within the first `n` bytes of `src` and of `dst`.
+    unsafe {
+        match n {
+            16..=32 => {
+                std::ptr::copy_nonoverlapping(src, dst, 16);
+                std::ptr::copy_nonoverlapping(src.add(n - 16), dst.add(n - 16), 16);
+            }
+            8..=15 => {
+                std::ptr::copy_nonoverlapping(src, dst, 8);
+                std::ptr::copy_nonoverlapping(src.add(n - 8), dst.add(n - 8), 8);
+            }
+            _ => std::ptr::copy_nonoverlapping(src, dst, n),
         }
-        8..=15 => {
-            dst[..8].copy_from_slice(&src[..8]);
-            dst[n - 8..].copy_from_slice(&src[n - 8..]);
-        }
-        _ => dst.copy_from_slice(src),
     }
     n
 }
