@@ -426,8 +426,8 @@ struct Process {
 }
 
 impl Process {
-    /// Starts mosquitto on `config` and waits until it runs and `port` accepts a
-    /// connection.
+    /// Starts mosquitto on `config` and waits until it runs, `port` accepts a connection and
+    /// its main loop has taken that connection.
     fn start(binary: &Path, config: &Path, port: u16) -> Result<Self, TestkitError> {
         let mut child = Command::new(binary)
             .arg("-c")
@@ -469,16 +469,36 @@ impl Process {
         };
         if running {
             let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
-            return match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-                Ok(_) => Ok(self),
+            let probe = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                .and_then(|probe| probe.local_addr());
+            let from = match probe {
+                Ok(from) => from,
                 Err(e) => {
                     let log = self.kill().join("\n");
-                    Err(TestkitError::io(
+                    return Err(TestkitError::io(
                         format!("mosquitto said it runs, but {addr} refused; its log:\n{log}"),
                         e,
-                    ))
+                    ));
                 }
             };
+            // The "running" line comes just before mosquitto sets the flag that its SIGTERM
+            // handler clears (`run = 1` in its `main`): a SIGTERM sent in between is lost and
+            // the broker runs on. The kernel completes our connection before mosquitto looks
+            // at it; mosquitto logs it from its main loop, so once the line is there the flag
+            // is set and a stop will be heard.
+            let accepted = format!("New connection from {from} on port {port}");
+            if self.log.wait_until(BROKER_TIMEOUT, |state| {
+                state.closed || state.lines.iter().any(|line| line.contains(&accepted))
+            }) && !self.log.lock().closed
+            {
+                return Ok(self);
+            }
+            let log = self.kill().join("\n");
+            return Err(TestkitError::Timeout {
+                what: format!("mosquitto's main loop to accept {from}"),
+                timeout: BROKER_TIMEOUT,
+                log,
+            });
         }
         if closed {
             let status = self
