@@ -319,6 +319,8 @@ fn append_publish(dst: &mut BytesMut, len: usize, publish: &Publish, head: &Head
     // SAFETY: `reserve` left room for `len` bytes at `spare`, and `len` is the size of
     // `part` for this head (the callers work it out from `head`, whose body length
     // `checked_packet_len` let through): what the writers write, and all they initialize.
+    // The spare capacity of a `BytesMut` belongs to it alone, so no `Bytes` (the topic's, the
+    // payload's) points into it and the copies do not overlap their sources.
     unsafe {
         let written = match part {
             Part::Head => publish.write_head(spare, head),
