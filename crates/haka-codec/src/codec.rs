@@ -5,7 +5,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::{
     frame::{remaining_length_len, write_fixed_header, MAX_REMAINING_LENGTH},
     packet::Head,
-    DecodeError, EncodeError, FixedHeader, Packet, PacketRef, PacketType, Publish, PublishRef,
+    DecodeError, Disconnect, EncodeError, FixedHeader, Packet, PacketId, PacketRef, PacketType,
+    PubAck, PubComp, PubRec, PubRel, Publish, PublishRef, UnsubAck,
 };
 
 /// The largest packet MQTT 3.1.1 can express: a five-byte fixed header and the largest
@@ -191,6 +192,31 @@ impl Codec {
         // writes its result where the caller wants it.
         if header.packet_type == PacketType::Publish {
             return decode_publish_ref(header.flags, body, header.packet_len());
+        }
+        // The acknowledgements, a packet identifier and nothing else, come next in number,
+        // then the packets with no body: a valid one is answered here, without the call; any
+        // other goes the long way, which finds what is wrong with it.
+        if body.is_empty() {
+            let packet = match header.packet_type {
+                PacketType::PingReq => PacketRef::PingReq,
+                PacketType::PingResp => PacketRef::PingResp,
+                PacketType::Disconnect => PacketRef::Disconnect(Disconnect::new()),
+                _ => return decode_other_ref(header, body),
+            };
+            return Ok(Some((packet, header.packet_len())));
+        }
+        if let Ok(&id) = <&[u8; 2]>::try_from(body) {
+            if let Ok(id) = PacketId::new(u16::from_be_bytes(id)) {
+                let ack = match header.packet_type {
+                    PacketType::PubAck => PacketRef::PubAck(PubAck::new(id)),
+                    PacketType::PubRec => PacketRef::PubRec(PubRec::new(id)),
+                    PacketType::PubRel => PacketRef::PubRel(PubRel::new(id)),
+                    PacketType::PubComp => PacketRef::PubComp(PubComp::new(id)),
+                    PacketType::UnsubAck => PacketRef::UnsubAck(UnsubAck::new(id)),
+                    _ => return decode_other_ref(header, body),
+                };
+                return Ok(Some((ack, header.packet_len())));
+            }
         }
         decode_other_ref(header, body)
     }
