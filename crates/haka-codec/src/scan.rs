@@ -173,6 +173,13 @@ impl<'a> Scanned<'a> {
         !self.plain && self.bytes.contains(&0)
     }
 
+    /// Whether every byte is ASCII and none is 0x00: a valid string [MQTT-1.5.3-1],
+    /// [MQTT-1.5.3-2], known without looking at the bytes again.
+    #[inline]
+    pub(crate) fn plain(&self) -> bool {
+        self.plain
+    }
+
     /// Whether a byte is `+` or `#`.
     #[inline]
     pub(crate) fn wildcard(&self) -> bool {
