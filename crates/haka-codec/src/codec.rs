@@ -193,51 +193,40 @@ impl Codec {
         if header.packet_type == PacketType::Publish {
             return decode_publish_ref(header.flags, body, header.packet_len());
         }
+        let (packet_type, used) = (header.packet_type, header.packet_len());
         // The acknowledgements, a packet identifier and nothing else, come next in number,
         // then the packets with no body: a valid one is answered here, without the call; any
         // other goes the long way, which finds what is wrong with it.
-        if body.is_empty() {
-            let packet = match header.packet_type {
-                PacketType::PingReq => PacketRef::PingReq,
-                PacketType::PingResp => PacketRef::PingResp,
-                PacketType::Disconnect => PacketRef::Disconnect(Disconnect::new()),
-                _ => {
-                    return decode_other_ref(
-                        header.packet_type,
-                        header.flags,
-                        body,
-                        header.packet_len(),
-                    )
-                }
-            };
-            return Ok(Some((packet, header.packet_len())));
-        }
-        if let Ok(&id) = <&[u8; 2]>::try_from(body) {
-            if let Ok(id) = PacketId::new(u16::from_be_bytes(id)) {
-                let ack = match header.packet_type {
-                    PacketType::PubAck => PacketRef::PubAck(PubAck::new(id)),
-                    PacketType::PubRec => PacketRef::PubRec(PubRec::new(id)),
-                    PacketType::PubRel => PacketRef::PubRel(PubRel::new(id)),
-                    PacketType::PubComp => PacketRef::PubComp(PubComp::new(id)),
-                    PacketType::UnsubAck => PacketRef::UnsubAck(UnsubAck::new(id)),
-                    _ => {
-                        return decode_other_ref(
-                            header.packet_type,
-                            header.flags,
-                            body,
-                            header.packet_len(),
-                        )
-                    }
-                };
-                return Ok(Some((ack, header.packet_len())));
+        let answered = if body.is_empty() {
+            match packet_type {
+                PacketType::PingReq => Some(PacketRef::PingReq),
+                PacketType::PingResp => Some(PacketRef::PingResp),
+                PacketType::Disconnect => Some(PacketRef::Disconnect(Disconnect::new())),
+                _ => None,
             }
+        } else if let Some(id) = <&[u8; 2]>::try_from(body)
+            .ok()
+            .and_then(|&id| PacketId::new(u16::from_be_bytes(id)).ok())
+        {
+            match packet_type {
+                PacketType::PubAck => Some(PacketRef::PubAck(PubAck::new(id))),
+                PacketType::PubRec => Some(PacketRef::PubRec(PubRec::new(id))),
+                PacketType::PubRel => Some(PacketRef::PubRel(PubRel::new(id))),
+                PacketType::PubComp => Some(PacketRef::PubComp(PubComp::new(id))),
+                PacketType::UnsubAck => Some(PacketRef::UnsubAck(UnsubAck::new(id))),
+                _ => None,
+            }
+        } else if packet_type == PacketType::Connect {
+            // CONNECT, once per connection but the first packet a server reads, is answered
+            // by a straight pass when it is valid and plain.
+            return decode_connect_ref(body, used);
+        } else {
+            None
+        };
+        match answered {
+            Some(packet) => Ok(Some((packet, used))),
+            None => decode_other_ref(packet_type, header.flags, body, used),
         }
-        // CONNECT, once per connection but the first packet a server reads, is answered by
-        // a straight pass when it is valid and plain.
-        if header.packet_type == PacketType::Connect {
-            return decode_connect_ref(body, header.packet_len());
-        }
-        decode_other_ref(header.packet_type, header.flags, body, header.packet_len())
     }
 
     /// Size of `packet` on the wire, or why it cannot be encoded.
