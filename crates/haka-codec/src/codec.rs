@@ -393,7 +393,10 @@ fn decode_connect_ref(
         Some(connect) => Ok(Some((PacketRef::Connect(connect), used))),
         // Anything else (a string beyond ASCII, a rule broken) goes the long way, which says
         // what is wrong with it.
-        None => decode_other_ref(PacketType::Connect, 0, body, used),
+        None => match ConnectRef::parse_general(body) {
+            Ok(connect) => Ok(Some((PacketRef::Connect(connect), used))),
+            Err(e) => Err(e),
+        },
     }
 }
 

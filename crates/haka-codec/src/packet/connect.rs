@@ -351,7 +351,8 @@ impl<'a> ConnectRef<'a> {
     /// other body, which [`ConnectRef::parse_general`] then looks at to say what is wrong
     /// with it.
     ///
-    /// Every rule is the general parser's (a test holds the two to the same answers); what
+    /// Every rule is the general parser's (a test compares the two over valid, changed and
+    /// rule-breaking bodies); what
     /// differs is the shape. Failing needs no reason here, so each check is one branch to
     /// the same exit, the protocol name and level are compared as one word, and nothing
     /// threads parser state through `Result`s: measured on a 42-byte CONNECT, the general
@@ -423,7 +424,7 @@ impl<'a> ConnectRef<'a> {
     /// Parses the whole `body` of a CONNECT, saying what is wrong with it when something is.
     #[cold]
     #[inline(never)]
-    fn parse_general(body: &'a [u8]) -> Result<Self, DecodeError> {
+    pub(crate) fn parse_general(body: &'a [u8]) -> Result<Self, DecodeError> {
         parse_body(PacketType::Connect, body, |i| {
             let (i, name) = length_prefixed(i)?;
             // [MQTT-3.1.2-1] If the protocol name is incorrect the Server MAY disconnect the
@@ -595,9 +596,10 @@ mod tests {
 
     /// The straight pass accepts exactly the valid CONNECTs whose strings are plain ASCII,
     /// and reads each as the general parser does; everything else it leaves to the general
-    /// parser. Checked on CONNECTs of every shape, on every single-byte change of each (to
-    /// bytes that break a rule, end a string early or make it non-ASCII), and on every
-    /// truncation and extension.
+    /// parser. Checked on CONNECTs of every shape, on single-byte changes of each (every
+    /// position set to, and xored with, each of fifteen values: every single bit, and bytes
+    /// that end a string early, make it non-ASCII or put a wildcard in it), on every
+    /// truncation and some extensions, and on bodies made to break one rule each.
     #[test]
     fn the_straight_pass_agrees_with_the_general_parser() {
         let check = |body: &[u8]| {
@@ -614,7 +616,8 @@ mod tests {
             check(&body);
             for at in 0..body.len() {
                 for byte in [
-                    0x00, 0x01, 0x04, 0x10, b'#', b'+', b'M', 0x7f, 0x80, 0xc0, 0xff,
+                    0x00, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, b'#', b'+', b'M', 0x7f,
+                    0xc0, 0xff,
                 ] {
                     let mut changed = body.clone();
                     changed[at] = byte;
@@ -629,6 +632,30 @@ mod tests {
             for extra in [&[0][..], &[0, 0], &[0, 1, b'a']] {
                 check(&[&body[..], extra].concat());
             }
+        }
+        // Bodies that break one rule each, which single-byte changes of valid ones do not
+        // reach: the flags are the only change, or a field is empty.
+        let head = |flags: u8| [0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0, 60];
+        for (flags, payload) in [
+            // [MQTT-3.1.2-22] A password without a user name, with and without its field.
+            (0x42, &[0, 1, b'c'][..]),
+            (0x42, &[0, 1, b'c', 0, 1, b'p'][..]),
+            // [MQTT-3.1.2-11] Will retain or will QoS without a will.
+            (0x22, &[0, 1, b'c'][..]),
+            (0x0a, &[0, 1, b'c'][..]),
+            (0x12, &[0, 1, b'c'][..]),
+            // [MQTT-3.1.2-14] Will QoS 3.
+            (0x1e, &[0, 1, b'c', 0, 1, b't', 0, 0][..]),
+            // [MQTT-4.7.3-1] An empty will topic.
+            (0x06, &[0, 1, b'c', 0, 0, 0, 0][..]),
+            // [MQTT-3.1.3-7] An empty client identifier without clean session.
+            (0x00, &[0, 0][..]),
+            // Valid, for contrast: an empty will message, an empty password.
+            (0x06, &[0, 1, b'c', 0, 1, b't', 0, 0][..]),
+            (0xc2, &[0, 1, b'c', 0, 1, b'u', 0, 0][..]),
+        ] {
+            let body = [&head(flags)[..], payload].concat();
+            check(&body);
         }
         // The pass is taken by the plain CONNECTs: the first seven strings, in every shape but
         // those with a non-plain user name or will topic.
