@@ -132,6 +132,7 @@ fn placed_bytes_mut(capacity: usize) -> BytesMut {
 /// kept, so that the allocator moves on) until one falls there; their sizes step by 16 bytes
 /// (the allocator's granule), so that successive ones fall at different offsets.
 fn placed_vec(capacity: usize, at: usize) -> Vec<u8> {
+    heap_only();
     let mut misplaced = Vec::new();
     for attempt in 0..16 * PAGE {
         let vec = Vec::<u8>::with_capacity(capacity.max(1) + 16 * (attempt % (PAGE / 16)));
@@ -141,6 +142,28 @@ fn placed_vec(capacity: usize, at: usize) -> Vec<u8> {
         misplaced.push(vec);
     }
     panic!("no allocation of {capacity} bytes started at offset {at} of a page");
+}
+
+/// Makes glibc serve every allocation from its heap, where successive sizes land at different
+/// offsets within a page.
+///
+/// Above its mmap threshold (128 KiB at first, raised when such a block is freed) glibc maps
+/// each block afresh, 16 bytes into a page whatever its size, so [`placed_vec`] could place a
+/// block that large only after some earlier free had happened to raise the threshold: the
+/// 150,700-byte buffer of the stream's `memcpy` was placed in every optimized run and never
+/// in the test-mode run of the `--all-features` debug build.
+fn heap_only() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: `mallopt` sets a tuning parameter of the allocator and touches no
+            // block; the benchmarks' threads have not started.
+            #[allow(unsafe_code)]
+            let set = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20) };
+            assert_eq!(set, 1, "mallopt(M_MMAP_THRESHOLD) refused");
+        });
+    }
 }
 
 /// `text` in a `String` whose bytes start where topics start.
