@@ -163,6 +163,8 @@ pub(crate) struct Driver<S: Store> {
     /// Messages handed to the application so far (wrapping), to notice a round that
     /// delivered some.
     delivered: u64,
+    /// Publishes completed so far (wrapping), to notice a round that completed some.
+    completed: u64,
 }
 
 /// What a subscription request asked, kept to remember what was granted.
@@ -209,6 +211,7 @@ impl<S: Store> Driver<S> {
             closed_by_peer: false,
             flushed: false,
             delivered: 0,
+            completed: 0,
             subscriptions: HashMap::new(),
             requested: HashMap::new(),
         }
@@ -308,21 +311,35 @@ impl<S: Store> Driver<S> {
         let mut armed: Option<Instant> = None;
         loop {
             let delivered = self.delivered;
+            let completed = self.completed;
             if let Some(reason) = self.pump_events() {
                 self.connection_ended(reason);
                 return;
             }
-            if self.delivered != delivered {
+            if self.delivered != delivered
+                || (self.completed != completed && self.session.queued_messages() == 0)
+            {
                 // Let the application take what was just delivered before the driver writes
                 // or reads more: a message's latency should not include our next system
-                // calls.
+                // calls. Likewise after the last outstanding publish completed: the driver
+                // has nothing urgent left (its next system call re-arms the read, often
+                // with a TCP_QUICKACK), while the application, or another connection's
+                // driver woken by the same readiness, may have a message to hand on.
+                // (QoS 1 through mosquitto at 1,000 msg/s, publisher and subscriber on one
+                // runtime: p50 87.5 against 91.5 us, twelve alternating runs each.)
                 tokio::task::yield_now().await;
             }
             self.inbox
                 .set_session_queue(self.session.queued_messages(), self.session.queued_bytes());
             if out.is_empty() {
-                // What the application published meanwhile (it ran during the yield above)
-                // goes into this transmit, and into its one commit.
+                // What the application acknowledged meanwhile (it ran during the yield
+                // above) is answered in this transmit, before the driver reads again: the
+                // PUBACK then carries the TCP acknowledgement of the PUBLISH it answers.
+                while let Ok(op) = self.acks.try_recv() {
+                    apply(&mut self.session, op);
+                }
+                // What the application published meanwhile goes into this transmit too,
+                // and into its one commit.
                 take_inbox(
                     &self.inbox,
                     &mut self.session,
@@ -388,7 +405,10 @@ impl<S: Store> Driver<S> {
                         continue;
                     }
                     Some(Ok(_)) => {
-                        needs_flush = true;
+                        // Flushed here when it can be (a TCP stream has nothing to flush),
+                        // rather than by another round through the select.
+                        needs_flush = !(out.is_empty() && flush_now(&mut writer));
+                        self.flushed |= !needs_flush;
                         continue;
                     }
                     Some(Err(error)) => {
@@ -531,6 +551,7 @@ impl<S: Store> Driver<S> {
                 SessionEvent::PublishCompleted { id, .. } => {
                     self.made_progress();
                     self.failures.completed(id);
+                    self.completed = self.completed.wrapping_add(1);
                     if let Some(done) = self.completions.remove(&id) {
                         let _ = done.send(Ok(()));
                     }
@@ -952,6 +973,12 @@ fn apply<S: Store>(session: &mut Session<S>, op: AckOp) {
 
 fn now() -> std::time::Instant {
     Instant::now().into_std()
+}
+
+/// Flushes `writer` if it can without waiting: whether it did.
+fn flush_now<W: AsyncWrite + Unpin>(writer: &mut W) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    matches!(Pin::new(writer).poll_flush(&mut cx), Poll::Ready(Ok(())))
 }
 
 /// Writes what `writer` takes of `out` without waiting; `None` when it would wait (a later
