@@ -16,8 +16,8 @@ use haka_session::Durability;
 use tokio::sync::Mutex;
 
 use super::{
-    runtime, stamp, stdin_line, LatencyJob, Received, StoreKind, ThroughputJob, CONNECT_TIMEOUT,
-    DRAIN,
+    runtime, stamp, stdin_line, LatencyJob, Pacer, Received, StoreKind, ThroughputJob,
+    CONNECT_TIMEOUT, DRAIN,
 };
 use crate::{
     cpu::{Measured, Meter},
@@ -173,10 +173,10 @@ pub(super) fn latency(job: &LatencyJob) -> Result<Received, Error> {
             })
         };
 
-        let mut ticker = tokio::time::interval(job.period());
+        let mut pacer = Pacer::new(job.period());
         let mut handles = Vec::with_capacity(job.total() as usize);
         for seq in 0..job.total() {
-            ticker.tick().await;
+            pacer.tick().await;
             let payload = stamp(seq, origin, job.size);
             handles.push(
                 publisher

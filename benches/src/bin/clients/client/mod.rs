@@ -15,6 +15,7 @@ mod rumqttc;
 
 use std::{
     io::BufRead,
+    pin::Pin,
     time::{Duration, Instant},
 };
 
@@ -302,3 +303,42 @@ pub(crate) const DRAIN: Duration = Duration::from_secs(2);
 
 /// How long a client waits for its connection.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Paces a tokio client's publishes, one every `period` from the first, like a
+/// [`tokio::time::interval`] whose missed ticks come in a burst, but with its own work done
+/// before the caller stamps the next message rather than inside the interval measured.
+///
+/// Arming a timer that is due before the runtime's next wake-up wakes tokio's time driver: a
+/// write to the runtime's `eventfd`, and one more `epoll_wait` before the thread sleeps. An
+/// interval arms its next tick when it is polled for it, which is after the message was
+/// stamped and handed to the client: that write and that `epoll_wait` then lie between the
+/// stamp and the client's write, and between the client's write and the broker's turn on a
+/// processor they share, for every tokio client alike. Here the next tick is armed as soon as
+/// one fires, and the task lets the runtime take that wake-up ([`tokio::task::yield_now`]
+/// resumes it after the runtime has polled for I/O) before the caller goes on. Six
+/// alternating runs of each (3,000 messages through one mosquitto, Zen 3 guest): haka's p50
+/// 97.3 against 89.9 us with this, rumqttc's 116.3 against 108.0; the ratio did not move.
+pub(crate) struct Pacer {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    period: Duration,
+}
+
+impl Pacer {
+    /// A pacer whose first tick is now.
+    pub(crate) fn new(period: Duration) -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            period,
+        }
+    }
+
+    /// Waits for the next tick, arms the one after it, and returns once the runtime has
+    /// taken the wake-up that arming made.
+    pub(crate) async fn tick(&mut self) {
+        self.sleep.as_mut().await;
+        let next = self.sleep.deadline() + self.period;
+        // Registers the timer at once (unlike an interval, which waits for its next poll).
+        self.sleep.as_mut().reset(next);
+        tokio::task::yield_now().await;
+    }
+}

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 
 use super::{
-    runtime, stamp, stdin_line, LatencyJob, Received, ThroughputJob, CONNECT_TIMEOUT, DRAIN,
+    runtime, stamp, stdin_line, LatencyJob, Pacer, Received, ThroughputJob, CONNECT_TIMEOUT, DRAIN,
 };
 use crate::{
     cpu::{Measured, Meter},
@@ -152,9 +152,9 @@ pub(super) fn latency(job: &LatencyJob) -> Result<Received, Error> {
             Ok::<_, rumqttc::ConnectionError>(pub_loop)
         });
 
-        let mut ticker = tokio::time::interval(job.period());
+        let mut pacer = Pacer::new(job.period());
         for seq in 0..job.total() {
-            ticker.tick().await;
+            pacer.tick().await;
             let payload = Bytes::from(stamp(seq, origin, job.size));
             publisher
                 .publish_bytes(job.topic.as_str(), QoS::AtLeastOnce, false, payload)
