@@ -175,6 +175,13 @@ impl Inbox {
     /// [`Inbox::recycle`].
     pub(crate) fn take(&self) -> VecDeque<Outgoing> {
         let mut queue = self.lock();
+        // What leaves the inbox counts as in the session from here, under the lock `push`
+        // checks the limits under: the count never dips while the driver hands the messages
+        // over, so a client on several threads cannot queue past the limits meanwhile. The
+        // driver stores the session's own count once they are in.
+        self.session_messages
+            .fetch_add(queue.messages.len(), Ordering::AcqRel);
+        self.session_bytes.fetch_add(queue.bytes, Ordering::AcqRel);
         let spare = std::mem::take(&mut queue.spare);
         queue.bytes = 0;
         std::mem::replace(&mut queue.messages, spare)
