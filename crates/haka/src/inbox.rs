@@ -239,8 +239,10 @@ mod tests {
         assert!(push(10).is_ok());
         assert_eq!(refused_by(push(1)), Some(QueueLimit::Messages(3)));
 
-        // Taken by the driver, the messages count in the session as far as it says.
+        // Taken by the driver, the messages still count, as on their way into the session...
         assert_eq!(inbox.take().len(), 3);
+        assert_eq!(refused_by(push(1)), Some(QueueLimit::Messages(3)));
+        // ...and then as far as the session says.
         inbox.set_session_queue(2, 22);
         assert!(push(10).is_ok());
         assert_eq!(refused_by(push(1)), Some(QueueLimit::Messages(3)));
