@@ -198,7 +198,7 @@ impl Client {
             options.session.max_outgoing_packet_size(),
             matches!(options.store, StoreOptions::Directory { .. }),
         ));
-        inbox.set_session_queue(session.queued_messages(), session.queued_bytes());
+        inbox.track(&session);
         let (commands, commands_rx) = mpsc::channel(options.command_capacity);
         let (events, _) = broadcast::channel(256);
         let (messages_tx, messages_rx) = mpsc::unbounded_channel();

@@ -317,8 +317,7 @@ impl<S: Store> Driver<S> {
                 return;
             }
             // Before the yield below, where the application runs, the queue count is current.
-            self.inbox
-                .set_session_queue(self.session.queued_messages(), self.session.queued_bytes());
+            self.inbox.track(&self.session);
             if self.delivered != delivered
                 || (self.completed != completed && self.session.queued_messages() == 0)
             {
@@ -558,10 +557,7 @@ impl<S: Store> Driver<S> {
                         // hear of the completion, on whatever thread it runs: otherwise it
                         // publishes the next message against a count that still has this
                         // one, and a queue limit just above its window refuses it.
-                        self.inbox.set_session_queue(
-                            self.session.queued_messages(),
-                            self.session.queued_bytes(),
-                        );
+                        self.inbox.track(&self.session);
                         let _ = done.send(Ok(()));
                     }
                 }
@@ -704,10 +700,7 @@ impl<S: Store> Driver<S> {
         match abandoned {
             Ok(()) => {
                 if let Some(done) = self.completions.remove(&message) {
-                    self.inbox.set_session_queue(
-                        self.session.queued_messages(),
-                        self.session.queued_bytes(),
-                    );
+                    self.inbox.track(&self.session);
                     let _ = done.send(Err(PublishError::Refused { cause, failures }));
                 }
                 self.emit(Event::MessageRefused { id: message });
@@ -876,7 +869,7 @@ fn take_inbox<S: Store>(
         }
     }
     inbox.recycle(taken);
-    inbox.set_session_queue(session.queued_messages(), session.queued_bytes());
+    inbox.track(session);
 }
 
 /// Commits the store (nothing to write if the transmit already did) and tells the callers in
@@ -912,7 +905,7 @@ fn confirm_stored<S: Store>(
             }
         }
     }
-    inbox.set_session_queue(session.queued_messages(), session.queued_bytes());
+    inbox.track(session);
 }
 
 /// Takes every command already queued, up to a batch.

@@ -18,7 +18,7 @@ use std::{
 
 use bytes::Bytes;
 use haka_codec::{Codec, Delivery, Packet, PacketId, Publish, QoS, TopicName};
-use haka_session::{QueueLimit, SessionError};
+use haka_session::{store::Store, QueueLimit, Session, SessionError};
 use tokio::sync::{oneshot, Notify};
 
 use crate::{client::PublishHandle, ClientError, PublishError};
@@ -194,6 +194,11 @@ impl Inbox {
         if queue.spare.capacity() < emptied.capacity() {
             queue.spare = emptied;
         }
+    }
+
+    /// Takes the size of `session`'s queue as what the limits count beside the inbox.
+    pub(crate) fn track<S: Store>(&self, session: &Session<S>) {
+        self.set_session_queue(session.queued_messages(), session.queued_bytes());
     }
 
     /// The session's queue, as the driver sees it now.
