@@ -9,7 +9,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use haka_codec::{QoS, SubscribeReturnCode, Subscription, TopicFilter, TopicName};
+use haka_codec::{QoS, SubscribeReturnCode, Subscription, TopicFilter};
 use haka_session::{
     store::FileStoreOptions, DisconnectReason, EphemeralStore, FileStore, MessageId, Session, Store,
 };
@@ -21,6 +21,7 @@ use crate::{
     inbox::Inbox,
     message::Messages,
     options::{Scheme, StoreOptions},
+    topic::IntoTopicName,
     transport::{Connector, TcpConnector},
     ClientError, ClientOptions, PublishError,
 };
@@ -272,14 +273,18 @@ impl Client {
     ///
     /// Refused, with nothing queued, when the queue is at its limits or the topic is invalid:
     /// the future then resolves to that error.
+    ///
+    /// `topic` is text, checked at each call, or a [`TopicName`](crate::TopicName) made once and shared by
+    /// every message published to it ([`IntoTopicName`]).
     pub fn publish(
         &self,
-        topic: &str,
+        topic: impl IntoTopicName,
         qos: QoS,
         retain: bool,
         payload: impl Into<Bytes>,
     ) -> Publishing {
-        let queued = TopicName::new(topic)
+        let queued = topic
+            .into_topic_name()
             .map_err(ClientError::from)
             .and_then(|topic| self.inbox.push(topic, qos, retain, payload.into()));
         Publishing {

@@ -80,6 +80,7 @@ mod error;
 mod inbox;
 mod message;
 mod options;
+mod topic;
 mod transport;
 
 pub use backoff::Backoff;
@@ -87,10 +88,11 @@ pub use client::{Client, Event, PublishHandle, Publishing};
 pub use error::{ClientError, ConnectError, PublishError, Refusal};
 pub use message::{Message, Messages};
 pub use options::{ClientOptions, Scheme, StoreOptions};
+pub use topic::IntoTopicName;
 #[cfg(feature = "tls")]
 pub use transport::TlsConnector;
 pub use transport::{BoxTransport, ConnectFuture, Connector, TcpConnector, Transport};
 
-pub use haka_codec::{QoS, SubscribeReturnCode};
+pub use haka_codec::{QoS, SubscribeReturnCode, TopicName};
 #[cfg(feature = "tls")]
 pub use haka_tls::TlsOptions;

@@ -7,7 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use haka::{Client, ClientError, Event, PublishHandle, QoS, StoreOptions, SubscribeReturnCode};
+use haka::{
+    Client, ClientError, Event, PublishHandle, QoS, StoreOptions, SubscribeReturnCode, TopicName,
+};
 use haka_session::{DisconnectReason, Durability};
 use haka_testkit::{FaultProxy, Mosquitto};
 
@@ -64,11 +66,13 @@ async fn many_messages_arrive_in_order() {
         }
     });
     let (publisher, _) = Client::start(options(&broker.url(), "pub")).await.unwrap();
+    // One topic name for every message, checked once.
+    let topic = TopicName::new("stream").unwrap();
     let mut handles = Vec::new();
     for n in 0..2_000u32 {
         handles.push(
             publisher
-                .publish("stream", QoS::AtLeastOnce, false, n.to_string())
+                .publish(&topic, QoS::AtLeastOnce, false, n.to_string())
                 .await
                 .unwrap(),
         );

@@ -47,7 +47,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         .topic
         .clone()
         .unwrap_or_else(|| format!("haka/bench/{prefix}"));
-    TopicName::new(topic.as_str()).map_err(|error| CliError::Topic {
+    // Checked once: every publish shares it.
+    let name = TopicName::new(topic.as_str()).map_err(|error| CliError::Topic {
         topic: topic.clone(),
         error,
     })?;
@@ -58,6 +59,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         broker,
         prefix,
         topic,
+        name,
         connections,
     };
     let result = run.bench(&args, &dirs).await;
@@ -78,7 +80,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
 struct Run {
     broker: Broker,
     prefix: String,
+    /// The topic, as the subscriber asks for it.
     topic: String,
+    /// The same, checked once, for the publishers.
+    name: TopicName,
     connections: u64,
 }
 
@@ -126,7 +131,7 @@ impl Run {
         let mut first = 0;
         for (n, client) in (0u64..).zip(&publishers) {
             let share = Share {
-                topic: self.topic.clone(),
+                topic: self.name.clone(),
                 qos: args.qos,
                 size,
                 window,
@@ -237,7 +242,7 @@ fn store_dirs(
 
 /// The messages one publisher sends: sequence numbers `first..first + count`.
 struct Share {
-    topic: String,
+    topic: TopicName,
     qos: QoS,
     size: usize,
     window: usize,

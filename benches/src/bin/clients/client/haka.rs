@@ -1,4 +1,5 @@
-//! haka: `Client::publish` in a loop, the oldest handle awaited once two windows are out.
+//! haka: `Client::publish` in a loop to a `TopicName` made once (as the crate documents for
+//! repeated publishing to one topic), the oldest handle awaited once two windows are out.
 //!
 //! With the memory store `publish` returns at once (it does not wait for the driver); the loop
 //! keeps the handles of the last [`OUTSTANDING`] windows of messages and awaits the oldest
@@ -11,7 +12,7 @@
 use std::{collections::VecDeque, num::NonZeroU16, sync::Arc, time::Instant};
 
 use bytes::Bytes;
-use haka::{Client, ClientOptions, PublishHandle, QoS, StoreOptions};
+use haka::{Client, ClientOptions, PublishHandle, QoS, StoreOptions, TopicName};
 use haka_session::Durability;
 use tokio::sync::Mutex;
 
@@ -110,7 +111,8 @@ pub(super) fn throughput(job: &ThroughputJob) -> Result<Measured, Error> {
         let (client, _messages) = connect(options, &job.client_id).await?;
         let payload = Bytes::from(vec![0x5a; job.size]);
         let qos = qos(job.qos);
-        let topic = job.topic.as_str();
+        let topic = TopicName::new(job.topic.as_str())?;
+        let topic = &topic;
 
         let mut outstanding = Outstanding::new(OUTSTANDING * usize::from(job.window));
         let meter = Meter::start();
@@ -173,6 +175,7 @@ pub(super) fn latency(job: &LatencyJob) -> Result<Received, Error> {
             })
         };
 
+        let topic = TopicName::new(job.topic.as_str())?;
         let mut pacer = Pacer::new(job.period());
         let mut handles = Vec::with_capacity(job.total() as usize);
         for seq in 0..job.total() {
@@ -180,7 +183,7 @@ pub(super) fn latency(job: &LatencyJob) -> Result<Received, Error> {
             let payload = stamp(seq, origin, job.size);
             handles.push(
                 publisher
-                    .publish(&job.topic, QoS::AtLeastOnce, false, payload)
+                    .publish(&topic, QoS::AtLeastOnce, false, payload)
                     .await?,
             );
         }
