@@ -274,8 +274,8 @@ impl Client {
     /// Refused, with nothing queued, when the queue is at its limits or the topic is invalid:
     /// the future then resolves to that error.
     ///
-    /// `topic` is text, checked at each call, or a [`TopicName`](crate::TopicName) made once and shared by
-    /// every message published to it ([`IntoTopicName`]).
+    /// `topic` is text, checked at each call, or a [`TopicName`](crate::TopicName) made once
+    /// and shared by every message published to it ([`IntoTopicName`]).
     pub fn publish(
         &self,
         topic: impl IntoTopicName,

@@ -5,11 +5,11 @@ use haka_codec::{TopicName, ValueError};
 /// A topic to publish to: text, checked at every call, or a [`TopicName`], checked once when
 /// it was made.
 ///
-/// Text (`&str`, `String`, or a reference to either) is checked against the topic name rules at each
-/// [`Client::publish`](crate::Client::publish) and copied into a buffer of its own (a `String`
-/// is taken without copying). A [`TopicName`] was checked when it was made and is shared, not
-/// copied, so a client that publishes to the same topics again and again makes each one
-/// once:
+/// Text (`&str`, `String`, or a reference to either) is checked against the topic name rules
+/// at each [`Client::publish`](crate::Client::publish) and copied into a buffer of its own (a
+/// `String` is taken without copying). A [`TopicName`] was checked when it was made and is
+/// shared, not copied, so a client that publishes to the same topics again and again makes
+/// each one once:
 ///
 /// ```no_run
 /// # async fn run(client: haka::Client) -> Result<(), Box<dyn std::error::Error>> {
