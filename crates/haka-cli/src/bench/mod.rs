@@ -48,7 +48,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         .clone()
         .unwrap_or_else(|| format!("haka/bench/{prefix}"));
     // Checked once: every publish shares it.
-    let name = TopicName::new(topic.as_str()).map_err(|error| CliError::Topic {
+    let topic = TopicName::new(topic.as_str()).map_err(|error| CliError::Topic {
         topic: topic.clone(),
         error,
     })?;
@@ -59,7 +59,6 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         broker,
         prefix,
         topic,
-        name,
         connections,
     };
     let result = run.bench(&args, &dirs).await;
@@ -80,10 +79,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
 struct Run {
     broker: Broker,
     prefix: String,
-    /// The topic, as the subscriber asks for it.
-    topic: String,
-    /// The same, checked once, for the publishers.
-    name: TopicName,
+    topic: TopicName,
     connections: u64,
 }
 
@@ -95,9 +91,11 @@ impl Run {
 
         let sub_options = self.broker.options(&format!("{}-sub", self.prefix))?;
         let (subscriber, messages) = self.broker.connect(sub_options).await?;
-        if let SubscribeReturnCode::Failure = subscriber.subscribe(&self.topic, args.qos).await? {
+        if let SubscribeReturnCode::Failure =
+            subscriber.subscribe(self.topic.as_str(), args.qos).await?
+        {
             return Err(CliError::SubscriptionRefused {
-                filters: vec![self.topic.clone()],
+                filters: vec![self.topic.to_string()],
             });
         }
         let mut publishers = Vec::new();
@@ -131,7 +129,7 @@ impl Run {
         let mut first = 0;
         for (n, client) in (0u64..).zip(&publishers) {
             let share = Share {
-                topic: self.name.clone(),
+                topic: self.topic.clone(),
                 qos: args.qos,
                 size,
                 window,
