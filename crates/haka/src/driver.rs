@@ -121,7 +121,7 @@ impl Failures {
     }
 }
 
-pub(crate) struct Driver<S: Store> {
+pub(crate) struct DriverState<S: Store> {
     session: Session<S>,
     connector: Arc<dyn Connector>,
     commands: mpsc::Receiver<Command>,
@@ -167,6 +167,17 @@ pub(crate) struct Driver<S: Store> {
     completed: u64,
 }
 
+/// A driver dropped before it finished (its future dropped unpolled or half-way, the runtime
+/// shut down): nothing more is taken, and the messages still in the inbox are dropped with
+/// their callers' channels, so their handles complete with [`PublishError::Closed`] instead
+/// of waiting for as long as a `Client` lives. What the store committed stays there.
+impl<S: Store> Drop for DriverState<S> {
+    fn drop(&mut self) {
+        self.inbox.close();
+        drop(self.inbox.take());
+    }
+}
+
 /// What a subscription request asked, kept to remember what was granted.
 #[derive(Debug)]
 enum Requested {
@@ -176,7 +187,7 @@ enum Requested {
     Renewal(Vec<Subscription>),
 }
 
-impl<S: Store> Driver<S> {
+impl<S: Store> DriverState<S> {
     pub(crate) fn new(
         session: Session<S>,
         connector: Arc<dyn Connector>,

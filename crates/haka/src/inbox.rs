@@ -139,6 +139,11 @@ impl Inbox {
         };
         let was_empty = {
             let mut queue = self.lock();
+            // Again under the lock that `take` holds: a message pushed after the driver's
+            // last take, once it closed the inbox, would wait there for ever.
+            if self.closed.load(Ordering::Acquire) {
+                return Err(ClientError::Closed);
+            }
             self.check_limits(&queue, size)?;
             queue.messages.push_back(outgoing);
             queue.bytes += size;

@@ -38,7 +38,10 @@
 //! [`Client::start`] opens the store and spawns one task, the driver, that owns a
 //! [`haka_session::Session`] (the protocol state machine) and the transport. The driver
 //! connects, reconnects with exponential backoff and jitter, resends what the session says
-//! must be resent, and never waits for application code. The crates below it stand on their
+//! must be resent, and never waits for application code. [`Client::open`] returns the
+//! driver as a future ([`Driver`]) instead, to run on a task of the application's choosing:
+//! polled by the task that takes the messages, each message reaches it in the same poll that
+//! read it, without a switch to another task. The crates below it stand on their
 //! own: `haka-codec` (packets), `haka-session` (the sans-IO session and its stores),
 //! `haka-tcp` and `haka-tls` (transports).
 //!
@@ -84,7 +87,7 @@ mod topic;
 mod transport;
 
 pub use backoff::Backoff;
-pub use client::{Client, Event, PublishHandle, Publishing};
+pub use client::{Client, Driver, Event, PublishHandle, Publishing};
 pub use error::{ClientError, ConnectError, PublishError, Refusal};
 pub use message::{Message, Messages};
 pub use options::{ClientOptions, Scheme, StoreOptions};

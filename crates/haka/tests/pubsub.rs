@@ -83,6 +83,53 @@ async fn many_messages_arrive_in_order() {
     tokio::time::timeout(WAIT, reader).await.unwrap().unwrap();
 }
 
+/// The subscriber's driver polled by the task that takes its messages (`Client::open`), as an
+/// application that wants each message without a task switch runs it: every message arrives,
+/// in order, and `disconnect` ends the driver.
+#[tokio::test]
+async fn a_driver_run_by_the_receiving_task() {
+    let broker = Mosquitto::builder().start().unwrap();
+    let (subscriber, mut messages, mut driver) =
+        Client::open(options(&broker.url(), "sub")).await.unwrap();
+    let (taken, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let receiving = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut driver => break,
+                Some(message) = messages.recv() => {
+                    let _ = taken.send(message.payload);
+                }
+            }
+        }
+    });
+    subscriber
+        .subscribe("driven", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (publisher, _) = Client::start(options(&broker.url(), "pub")).await.unwrap();
+    for n in 0..200u32 {
+        let _handle = publisher
+            .publish("driven", QoS::AtLeastOnce, false, n.to_string())
+            .await
+            .unwrap();
+    }
+    for n in 0..200u32 {
+        let payload = tokio::time::timeout(WAIT, received.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&payload[..], n.to_string().as_bytes());
+    }
+    publisher.disconnect().await.unwrap();
+    subscriber.disconnect().await.unwrap();
+    // The driver ended with the client: the task is done.
+    tokio::time::timeout(WAIT, receiving)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 #[tokio::test]
 async fn retained_message_reaches_a_later_subscriber() {
     let broker = Mosquitto::builder().start().unwrap();
