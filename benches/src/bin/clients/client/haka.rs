@@ -14,7 +14,7 @@ use std::{collections::VecDeque, num::NonZeroU16, sync::Arc, time::Instant};
 use bytes::Bytes;
 use haka::{Client, ClientOptions, PublishHandle, QoS, StoreOptions, TopicName};
 use haka_session::Durability;
-use tokio::sync::Mutex;
+use tokio::sync::{oneshot, Mutex};
 
 use super::{
     runtime, stamp, stdin_line, LatencyJob, Pacer, Received, StoreKind, ThroughputJob,
@@ -157,23 +157,43 @@ pub(super) fn throughput(job: &ThroughputJob) -> Result<Measured, Error> {
 pub(super) fn latency(job: &LatencyJob) -> Result<Received, Error> {
     runtime(job.threads)?.block_on(async {
         let origin = Instant::now();
-        let sub_id = format!("{}-sub", job.client_id);
-        let (subscriber, mut messages) = connect(options(job.port, &sub_id, 100)?, &sub_id).await?;
-        subscriber.subscribe(&job.topic, QoS::AtLeastOnce).await?;
-        let pub_id = format!("{}-pub", job.client_id);
-        let (publisher, _) = connect(options(job.port, &pub_id, 100)?, &pub_id).await?;
-
         let received = Arc::new(Mutex::new(Received::new(job, origin)));
-        let mut receiving = {
+
+        // The subscriber's driver runs in the receiving task, as rumqttc's event loop does in
+        // its bench (`Client::open` rather than `Client::start`): a message the driver reads
+        // is taken from `messages` in the same poll, polled after the driver.
+        let sub_id = format!("{}-sub", job.client_id);
+        let (subscriber, mut messages, mut driver) =
+            Client::open(options(job.port, &sub_id, 100)?).await?;
+        let (all_received, mut receiving_done) = oneshot::channel();
+        let receiving = {
             let received = Arc::clone(&received);
             tokio::spawn(async move {
-                while let Some(message) = messages.recv().await {
-                    if received.lock().await.record(&message.payload) {
-                        break;
+                let mut all_received = Some(all_received);
+                // Until the driver stops, after `disconnect`.
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = &mut driver => break,
+                        Some(message) = messages.recv() => {
+                            if received.lock().await.record(&message.payload) {
+                                if let Some(all) = all_received.take() {
+                                    let _ = all.send(());
+                                }
+                            }
+                        }
                     }
                 }
             })
         };
+        tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            subscriber.subscribe(&job.topic, QoS::AtLeastOnce),
+        )
+        .await
+        .map_err(|_| "haka did not connect in time")??;
+        let pub_id = format!("{}-pub", job.client_id);
+        let (publisher, _) = connect(options(job.port, &pub_id, 100)?, &pub_id).await?;
 
         let topic = TopicName::new(job.topic.as_str())?;
         let mut pacer = Pacer::new(job.period());
@@ -190,12 +210,13 @@ pub(super) fn latency(job: &LatencyJob) -> Result<Received, Error> {
         for handle in handles {
             handle.await?;
         }
-        if tokio::time::timeout(DRAIN, &mut receiving).await.is_err() {
-            receiving.abort();
-            let _ = receiving.await;
-        }
+        // Bounded: what has not arrived by then counts as lost.
+        let _ = tokio::time::timeout(DRAIN, &mut receiving_done).await;
         publisher.disconnect().await?;
         subscriber.disconnect().await?;
+        tokio::time::timeout(DRAIN, receiving)
+            .await
+            .map_err(|_| "haka: the subscriber's driver did not stop")??;
         let received = Arc::try_unwrap(received)
             .map_err(|_| "the receiving task still runs")?
             .into_inner();
