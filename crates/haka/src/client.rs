@@ -153,8 +153,8 @@ impl Future for Publishing {
 /// polled: a task that drives it and also does other work holds up the connection (pings,
 /// acknowledgements, reconnects) for as long as that work lasts. Dropping it before it
 /// completes ends the client as a killed process would: what the store holds stays there for
-/// the next client on it, and everything else waiting on the client fails with
-/// [`ClientError::Closed`].
+/// the next client on it, and everything else waiting on the client fails as closed
+/// ([`ClientError::Closed`], [`PublishError::Closed`]).
 #[must_use = "nothing connects until the driver is polled or spawned"]
 pub struct Driver {
     run: Pin<Box<dyn Future<Output = ()> + Send>>,
