@@ -529,7 +529,7 @@ mod tests {
             .unwrap();
         // Queued offline, as with a started client.
         let handle = client
-            .publish("t", QoS::AtLeastOnce, false, "kept until the end")
+            .publish("t", QoS::AtLeastOnce, false, "dropped with the driver")
             .await
             .unwrap();
         drop(driver);
