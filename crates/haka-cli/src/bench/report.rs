@@ -165,7 +165,31 @@ impl Summary {
             "\nfailed publishes: {}, duplicates received: {}, missing: {}",
             p.failed, r.duplicates, r.missing
         );
+        if let Some(why) = self.why_missing() {
+            let _ = writeln!(out, "{why}");
+        }
         out
+    }
+
+    /// Why messages went missing, when the run itself can tell. At QoS 1 and 2 a completed
+    /// publish means the broker took responsibility for the message, so what the subscriber
+    /// never got was dropped on the broker's side, most often by a limit on what it queues
+    /// for a subscriber that falls behind; at QoS 0 nothing is acknowledged and any hop may
+    /// drop.
+    fn why_missing(&self) -> Option<&'static str> {
+        if self.receive.missing == 0 {
+            return None;
+        }
+        Some(if self.qos == 0 {
+            "note: QoS 0 messages may be dropped by the client, the broker or the network; \
+             use QoS 1 or 2 to count losses"
+        } else if self.publish.failed == 0 && self.publish.completed == self.count {
+            "note: the broker acknowledged every message, so it dropped the missing ones, \
+             most likely at its queue limit for a slow subscriber (mosquitto: \
+             max_queued_messages, 1000 by default)"
+        } else {
+            "note: messages whose publish failed are counted as missing"
+        })
     }
 }
 
@@ -221,6 +245,26 @@ mod tests {
         assert_eq!(rows[0].len(), rows[1].len());
         assert!(rows[0].contains("4000.0"), "{table}");
         assert!(table.contains("end to end             -"), "{table}");
+    }
+
+    #[test]
+    fn missing_messages_come_with_their_likely_cause() {
+        let mut complete = summary();
+        assert!(!complete.to_table().contains("note:"));
+
+        complete.receive.missing = 30;
+        let table = complete.to_table();
+        assert!(table.contains("missing: 30"), "{table}");
+        assert!(table.contains("max_queued_messages"), "{table}");
+
+        let mut failed = complete.clone();
+        failed.publish.failed = 30;
+        failed.publish.completed = 1970;
+        assert!(failed.to_table().contains("publish failed"));
+
+        let mut qos0 = complete;
+        qos0.qos = 0;
+        assert!(qos0.to_table().contains("QoS 0 messages may be dropped"));
     }
 
     #[test]
