@@ -126,8 +126,8 @@ pub(crate) struct DriverState<S: Store> {
     connector: Arc<dyn Connector>,
     commands: mpsc::Receiver<Command>,
     commands_closed: bool,
-    acks: mpsc::UnboundedReceiver<AckOp>,
-    acks_tx: mpsc::UnboundedSender<AckOp>,
+    /// Acknowledgements taken from the inbox and being applied: kept for its room.
+    acks: Vec<AckOp>,
     messages: mpsc::UnboundedSender<Message>,
     events: broadcast::Sender<Event>,
 
@@ -197,14 +197,12 @@ impl<S: Store> DriverState<S> {
         messages: mpsc::UnboundedSender<Message>,
         events: broadcast::Sender<Event>,
     ) -> Self {
-        let (acks_tx, acks) = mpsc::unbounded_channel();
         Self {
             session,
             connector,
             commands,
             commands_closed: false,
-            acks,
-            acks_tx,
+            acks: Vec::new(),
             messages,
             events,
             inbox,
@@ -346,9 +344,7 @@ impl<S: Store> DriverState<S> {
                 // What the application acknowledged meanwhile (it ran during the yield
                 // above) is answered in this transmit, before the driver reads again: the
                 // PUBACK then carries the TCP acknowledgement of the PUBLISH it answers.
-                while let Ok(op) = self.acks.try_recv() {
-                    apply(&mut self.session, op);
-                }
+                apply_acks(&self.inbox, &mut self.session, &mut self.acks);
                 // What the application published meanwhile goes into this transmit too,
                 // and into its one commit.
                 take_inbox(
@@ -497,12 +493,7 @@ impl<S: Store> DriverState<S> {
                         &mut self.completions,
                         &mut self.unconfirmed,
                     );
-                }
-                Some(op) = self.acks.recv() => {
-                    apply(&mut self.session, op);
-                    while let Ok(op) = self.acks.try_recv() {
-                        apply(&mut self.session, op);
-                    }
+                    apply_acks(&self.inbox, &mut self.session, &mut self.acks);
                 }
                 () = &mut timer, if armed.is_some() => {
                     // Fired: armed again on the next round, whatever the deadline.
@@ -653,7 +644,7 @@ impl<S: Store> DriverState<S> {
             payload: publish.payload,
             ack: ack.map(|token| Acker {
                 token,
-                acks: self.acks_tx.clone(),
+                inbox: Arc::clone(&self.inbox),
                 done: false,
             }),
         };
@@ -723,14 +714,11 @@ impl<S: Store> DriverState<S> {
     /// The client stops: acknowledgements already given are applied, the store is
     /// committed, and every waiting call is answered.
     fn finish(mut self) {
-        // A message the application took counts as taken: applied and committed now, so a
-        // QoS 2 message is not handed over again after a restart.
-        self.acks.close();
-        while let Ok(op) = self.acks.try_recv() {
-            apply(&mut self.session, op);
-        }
-        // Published before the end: stored (and committed below), then answered as closed.
+        // Nothing more comes in. A message the application took counts as taken: applied
+        // and committed now, so a QoS 2 message is not handed over again after a restart.
         self.inbox.close();
+        apply_acks(&self.inbox, &mut self.session, &mut self.acks);
+        // Published before the end: stored (and committed below), then answered as closed.
         take_inbox(
             &self.inbox,
             &mut self.session,
@@ -942,7 +930,7 @@ async fn serve_commands<S: Store, F: Future>(
     session: &mut Session<S>,
     commands: &mut mpsc::Receiver<Command>,
     commands_closed: &mut bool,
-    acks: &mut mpsc::UnboundedReceiver<AckOp>,
+    acks: &mut Vec<AckOp>,
     unconfirmed: &mut Unconfirmed,
     batch: &mut Batch<'_>,
 ) -> Option<F::Output> {
@@ -964,28 +952,29 @@ async fn serve_commands<S: Store, F: Future>(
                 }
                 None => *commands_closed = true,
             },
-            Some(op) = acks.recv() => {
-                apply(session, op);
-                // Offline too, a QoS 2 message taken is recorded durably at once.
-                let _ = session.commit();
-            }
             () = inbox.notified() => {
-                // Offline publishing: stored now, sent on the next connection.
+                // Offline publishing: stored now, sent on the next connection. Offline too,
+                // a QoS 2 message taken is recorded durably at once.
                 take_inbox(inbox, session, batch.completions, unconfirmed);
                 confirm_stored(inbox, session, batch.completions, unconfirmed);
+                apply_acks(inbox, session, acks);
                 let _ = session.commit();
             }
         }
     }
 }
 
-/// What the application did with a message, told to the session. A token of an earlier
-/// connection is refused by the session, which is right: the broker delivers again.
-fn apply<S: Store>(session: &mut Session<S>, op: AckOp) {
-    let _ = match op {
-        AckOp::Ack(token) => session.ack(token),
-        AckOp::Nack(token) => session.nack(token),
-    };
+/// What the application did with messages since the last call, told to the session, with
+/// `buffer` (empty, kept for its room) to take them into. A token of an earlier connection
+/// is refused by the session, which is right: the broker delivers again.
+fn apply_acks<S: Store>(inbox: &Inbox, session: &mut Session<S>, buffer: &mut Vec<AckOp>) {
+    inbox.take_acks(buffer);
+    for op in buffer.drain(..) {
+        let _ = match op {
+            AckOp::Ack(token) => session.ack(token),
+            AckOp::Nack(token) => session.nack(token),
+        };
+    }
 }
 
 fn now() -> std::time::Instant {

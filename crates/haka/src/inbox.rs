@@ -7,6 +7,10 @@
 //! the inbox was empty; the driver takes everything at once and hands it to the session,
 //! which stores it with one commit. With a durable store the caller then waits for that
 //! commit, which the whole batch shares.
+//!
+//! What the application did with received messages (acknowledged, or dropped unprocessed)
+//! comes to the driver the same way, and both wake it through one flag each and one waker:
+//! the driver has no channel to poll on every pass through its `select!` for either.
 
 use std::{
     collections::VecDeque,
@@ -23,7 +27,7 @@ use haka_codec::{Codec, Delivery, Packet, PacketId, Publish, QoS, TopicName};
 use haka_session::{store::Store, QueueLimit, Session, SessionError};
 use tokio::sync::oneshot;
 
-use crate::{client::PublishHandle, ClientError, PublishError};
+use crate::{client::PublishHandle, message::AckOp, ClientError, PublishError};
 
 /// A message on its way from a caller to the session.
 #[derive(Debug)]
@@ -44,6 +48,10 @@ pub(crate) struct Inbox {
     queue: Mutex<Queued>,
     /// Set by a push that found the inbox empty, cleared by the driver as it wakes for it.
     pushed: AtomicBool,
+    /// Acknowledgements of received messages, oldest first, not yet taken by the driver.
+    acks: Mutex<Vec<AckOp>>,
+    /// Set by an acknowledgement that found `acks` empty, cleared as the driver wakes for it.
+    acked: AtomicBool,
     /// The driver's task, while it waits in [`Inbox::notified`]. One waiter and one flag:
     /// `tokio::sync::Notify` keeps a list of waiters under a lock, and the driver put itself
     /// on it and took itself off on every pass through its `select!` (about a thousand
@@ -80,6 +88,8 @@ impl Inbox {
         Self {
             queue: Mutex::new(Queued::default()),
             pushed: AtomicBool::new(false),
+            acks: Mutex::new(Vec::new()),
+            acked: AtomicBool::new(false),
             driver: AtomicWaker::new(),
             session_messages: AtomicUsize::new(0),
             session_bytes: AtomicUsize::new(0),
@@ -189,6 +199,9 @@ impl Inbox {
     /// Everything queued, for the driver, which hands the emptied queue back with
     /// [`Inbox::recycle`].
     pub(crate) fn take(&self) -> VecDeque<Outgoing> {
+        // Cleared before the take: what this take gets needs no wake-up, and a push after it
+        // finds the inbox empty and sets the flag again.
+        self.pushed.store(false, Ordering::Release);
         let mut queue = self.lock();
         // What leaves the inbox counts as in the session from here, under the lock `push`
         // checks the limits under: the count never dips while the driver hands the messages
@@ -222,18 +235,48 @@ impl Inbox {
         self.session_bytes.store(bytes, Ordering::Release);
     }
 
-    /// Resolves when something was pushed since the driver last took the inbox (or since
-    /// this last resolved: a push that lands between the driver's take and this wake-up
-    /// costs one empty take, never a lost message). For the driver alone: one task waits.
+    /// Hands `op` to the driver; `false` once it has stopped taking them (the message then
+    /// stays unacknowledged, and the broker delivers it again on the session's next
+    /// connection).
+    pub(crate) fn push_ack(&self, op: AckOp) -> bool {
+        let was_empty = {
+            let mut acks = self.acks.lock().unwrap_or_else(|e| e.into_inner());
+            // Under the lock `take_acks` holds, as for messages in `push`.
+            if self.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            acks.push(op);
+            acks.len() == 1
+        };
+        if was_empty {
+            self.acked.store(true, Ordering::Release);
+            self.driver.wake();
+        }
+        true
+    }
+
+    /// Moves the acknowledgements waiting into `into`, which must be empty (the driver
+    /// keeps one such buffer, and its room, across takes).
+    pub(crate) fn take_acks(&self, into: &mut Vec<AckOp>) {
+        debug_assert!(into.is_empty());
+        // Cleared before the take, as in `take`.
+        self.acked.store(false, Ordering::Release);
+        let mut acks = self.acks.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::swap(&mut *acks, into);
+    }
+
+    /// Resolves when messages were pushed or acknowledgements given since the driver last
+    /// took them or woke for them (a push racing with a take may cost one empty take, never a
+    /// lost message or acknowledgement). For the driver alone: one task waits.
     pub(crate) async fn notified(&self) {
         std::future::poll_fn(|cx| {
-            if self.pushed.swap(false, Ordering::AcqRel) {
+            if self.woken() {
                 return Poll::Ready(());
             }
             self.driver.register(cx.waker());
             // Registered before looking again: a push in between is seen here, and a push
             // after this wakes the waker just registered.
-            if self.pushed.swap(false, Ordering::AcqRel) {
+            if self.woken() {
                 Poll::Ready(())
             } else {
                 Poll::Pending
@@ -242,7 +285,14 @@ impl Inbox {
         .await;
     }
 
-    /// No more messages are taken.
+    /// Whether either flag was set, clearing both.
+    fn woken(&self) -> bool {
+        let pushed = self.pushed.swap(false, Ordering::AcqRel);
+        let acked = self.acked.swap(false, Ordering::AcqRel);
+        pushed || acked
+    }
+
+    /// No more messages or acknowledgements are taken (what is queued can still be taken).
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
     }
@@ -284,6 +334,33 @@ mod tests {
         inbox.set_session_queue(0, 0);
         assert!(push(70).is_ok());
         assert_eq!(refused_by(push(20)), Some(QueueLimit::Bytes(100)));
+    }
+
+    /// `count` tokens of QoS 1 messages, as a session acknowledging by hand hands them out:
+    /// it connects and reads a CONNACK and `count` PUBLISH packets.
+    fn ack_tokens(count: u16) -> Vec<haka_session::AckToken> {
+        use haka_codec::MqttString;
+        use haka_session::{Config, Event, Incoming, MemoryStore, Session};
+
+        let config =
+            Config::new(MqttString::new("inbox-test").expect("valid client id")).manual_ack(true);
+        let mut session = Session::new(config, MemoryStore::new()).expect("a session");
+        let now = std::time::Instant::now();
+        session.handle_connected(now);
+        let mut connect = bytes::BytesMut::new();
+        while session.poll_transmit(now, &mut connect) > 0 {}
+        let mut input = bytes::BytesMut::from(&[0x20, 0x02, 0x00, 0x00][..]);
+        for id in 1..=count {
+            let [high, low] = id.to_be_bytes();
+            input.extend_from_slice(&[0x32, 0x06, 0x00, 0x01, b't', high, low, b'x']);
+        }
+        session.handle_bytes(now, &mut input);
+        std::iter::from_fn(|| session.poll_event())
+            .filter_map(|event| match event {
+                Event::Message(Incoming { ack, .. }) => ack,
+                _ => None,
+            })
+            .collect()
     }
 
     /// A waker that counts its wake-ups.
@@ -330,6 +407,41 @@ mod tests {
         let _third = push();
         assert_eq!(counter.0.load(Ordering::SeqCst), 2);
         assert!(waiting.as_mut().poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn acknowledgements_wake_the_driver_and_stop_at_close() {
+        use std::{future::Future, pin::pin, sync::Arc, task::Context};
+
+        let inbox = Inbox::new(1000, 1 << 20, 1 << 20, false);
+        let counter = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(Arc::clone(&counter));
+        let mut cx = Context::from_waker(&waker);
+        let mut tokens = ack_tokens(3).into_iter();
+        let mut token = || tokens.next().expect("three tokens");
+
+        let mut waiting = pin!(inbox.notified());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        assert!(inbox.push_ack(AckOp::Ack(token())));
+        assert!(inbox.push_ack(AckOp::Nack(token())));
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            1,
+            "one wake-up for the batch"
+        );
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
+
+        let mut taken = Vec::new();
+        inbox.take_acks(&mut taken);
+        assert_eq!(taken.len(), 2);
+        // Taken before the driver waited again: no wake-up is left over for them.
+        taken.clear();
+        assert!(pin!(inbox.notified()).poll(&mut cx).is_pending());
+
+        inbox.close();
+        assert!(!inbox.push_ack(AckOp::Ack(token())));
+        inbox.take_acks(&mut taken);
+        assert!(taken.is_empty());
     }
 
     #[test]

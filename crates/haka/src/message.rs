@@ -2,6 +2,7 @@
 
 use std::{
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -9,6 +10,8 @@ use bytes::Bytes;
 use haka_codec::{QoS, TopicName};
 use haka_session::AckToken;
 use tokio::sync::mpsc;
+
+use crate::inbox::Inbox;
 
 /// A message from the broker.
 #[derive(Debug)]
@@ -56,11 +59,12 @@ pub(crate) enum AckOp {
     Nack(AckToken),
 }
 
-/// Sends one acknowledgement to the driver: `Ack` when asked, `Nack` when dropped first.
+/// Sends one acknowledgement to the driver, through its inbox: `Ack` when asked, `Nack`
+/// when dropped first.
 #[derive(Debug)]
 pub(crate) struct Acker {
     pub(crate) token: AckToken,
-    pub(crate) acks: mpsc::UnboundedSender<AckOp>,
+    pub(crate) inbox: Arc<Inbox>,
     pub(crate) done: bool,
 }
 
@@ -69,14 +73,14 @@ impl Acker {
     /// and the broker delivers it again to the next client on the session.
     fn ack(mut self) -> bool {
         self.done = true;
-        self.acks.send(AckOp::Ack(self.token)).is_ok()
+        self.inbox.push_ack(AckOp::Ack(self.token))
     }
 }
 
 impl Drop for Acker {
     fn drop(&mut self) {
         if !self.done {
-            let _ = self.acks.send(AckOp::Nack(self.token));
+            let _ = self.inbox.push_ack(AckOp::Nack(self.token));
         }
     }
 }
