@@ -320,8 +320,8 @@ fn duplicated(payloads: &[String]) -> std::collections::BTreeSet<usize> {
 /// a PUBLISH after it had sent their PUBREL.
 ///
 /// MQTT 3.1.1 section 4.3.3: the sender "MUST NOT re-send the PUBLISH once it has sent the
-/// corresponding PUBREL packet" [MQTT-4.3.3-1]. mosquitto (2.0.11, and its later releases by
-/// their source) does when a connection closes while it resends a PUBREL at reconnection:
+/// corresponding PUBREL packet" [MQTT-4.3.3-1]. mosquitto 2.0.11 does when a connection
+/// closes while it resends a PUBREL at reconnection:
 /// the send fails, the message stays in its resend-PUBREL state, and the next reconnection
 /// resets every state but waiting-for-PUBCOMP to resend-PUBLISH. A receiver that took the
 /// PUBREL has forgotten the identifier, as the protocol tells it to, and takes the PUBLISH
