@@ -42,7 +42,8 @@ pub(crate) struct Outgoing {
     pub(crate) stored: Option<oneshot::Sender<Result<(), ClientError>>>,
 }
 
-/// Messages published and not yet taken by the driver, with the counts the queue limits need.
+/// Messages published and not yet taken by the driver, with the counts the queue limits need,
+/// and the acknowledgements of received messages on their way to it.
 #[derive(Debug)]
 pub(crate) struct Inbox {
     queue: Mutex<Queued>,
