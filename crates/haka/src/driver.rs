@@ -1,7 +1,8 @@
 //! The driver: the one task that owns the session and the transport.
 //!
-//! It never awaits application code: published messages arrive through the inbox and other
-//! commands on a channel, both answered through one-shot channels; received messages leave on
+//! It never awaits application code: published messages, and the application's
+//! acknowledgements of received ones, arrive through the inbox, other commands on a channel,
+//! both answered through one-shot channels; received messages leave on
 //! an unbounded channel (QoS 1 and 2 bounded in practice by the broker's in-flight window,
 //! since they are acknowledged only when the application takes them), and connection events
 //! on a broadcast channel that drops for laggards.
