@@ -395,12 +395,18 @@ impl<S: Store> DriverState<S> {
             if input.capacity() - input.len() < 4096 {
                 input.reserve(64 * 1024);
             }
-            let deadline = self.session.poll_timeout().map(Instant::from_std);
-            if deadline != armed {
-                if let Some(deadline) = deadline {
+            // The timer may fire early, never late. Every packet written or read pushes the
+            // keep-alive or idle deadline later, and moving a tokio timer costs more than the
+            // rest of this round's bookkeeping, so a later deadline leaves the timer where it
+            // is: when it fires, the session finds nothing due (`handle_timeout` acts only on
+            // what is) and the next round arms it for the deadline of that moment.
+            match (self.session.poll_timeout().map(Instant::from_std), armed) {
+                (Some(deadline), Some(at)) if deadline >= at => {}
+                (Some(deadline), _) => {
                     timer.as_mut().reset(deadline);
+                    armed = Some(deadline);
                 }
-                armed = deadline;
+                (None, _) => armed = None,
             }
             if !out.is_empty() {
                 // Write at once, before reading more: outgoing data then carries the
