@@ -314,8 +314,9 @@ impl<S: Store> DriverState<S> {
         // Bytes were written and may sit in the transport's buffers (TLS records) until it is
         // flushed.
         let mut needs_flush = false;
-        // One timer for the connection, moved rather than rebuilt: pushing a deadline later
-        // costs an atomic update, registering a new timer takes the runtime's timer lock.
+        // One timer for the connection, moved rather than rebuilt (registering a new timer
+        // takes the runtime's timer lock), and moved only when a deadline comes earlier
+        // (below).
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         let mut armed: Option<Instant> = None;
