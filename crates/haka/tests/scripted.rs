@@ -1,15 +1,19 @@
-//! The connection's timer, against a scripted broker on an in-memory pipe and in virtual
-//! time (tokio's paused clock): the PINGREQ comes one keep alive after the last traffic,
-//! however often traffic moved that deadline, and a broker gone silent is left at the idle
-//! timeout after the last packet it sent. Exact packet timing is what these check; the
-//! keep alive against a real mosquitto is in `paho_interop.rs`.
+//! The driver against a scripted broker on an in-memory pipe, in virtual time (tokio's paused
+//! clock), where a test needs exact packets and exact times: the PINGREQ comes one keep alive
+//! after the last traffic, however often traffic moved that deadline; a broker gone silent is
+//! left at the idle timeout after the last packet it sent; and dropping every `Client` ends
+//! the connection and keeps the queue. The same behaviours against a real mosquitto are in
+//! `paho_interop.rs` (keep alive) and `resilience.rs`.
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure report
 
 use std::{io, sync::Mutex, time::Duration};
 
 use bytes::{Bytes, BytesMut};
-use haka::{BoxTransport, Client, ClientOptions, ConnectFuture, Connector, Messages, QoS};
+use haka::{
+    BoxTransport, Client, ClientOptions, ConnectFuture, Connector, Messages, QoS, StoreOptions,
+};
 use haka_codec::{Codec, ConnAck, Delivery, Packet, Publish, TopicName};
+use haka_session::{store::Store, Durability, FileStore, FileStoreOptions};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt, DuplexStream},
     time::{sleep_until, timeout, Instant},
@@ -68,26 +72,41 @@ impl Broker {
     }
 }
 
-/// A client on a pipe, without reconnection, and the broker's end after CONNACK, with the
-/// moment the client had it.
-async fn connected(client_id: &str) -> (Client, Messages, Broker, Instant) {
-    let (client_end, broker_end) = tokio::io::duplex(64 * 1024);
-    let options = ClientOptions::new("mqtt://127.0.0.1:1883", client_id)
+/// Options for a client on a pipe: no reconnection.
+fn options(client_id: &str) -> ClientOptions {
+    ClientOptions::new("mqtt://127.0.0.1:1883", client_id)
         .unwrap()
         .keep_alive(KEEP_ALIVE)
-        .reconnect(false, Default::default());
-    let pipe = Pipe(Mutex::new(Some(client_end)));
-    let (client, messages) = Client::start_with(options, pipe).await.unwrap();
-    let mut broker = Broker {
+        .reconnect(false, Default::default())
+}
+
+/// The client's end of a pipe, as its connector, and the broker's.
+fn pipe() -> (Pipe, Broker) {
+    let (client_end, broker_end) = tokio::io::duplex(64 * 1024);
+    let broker = Broker {
         stream: broker_end,
         codec: Codec::new(),
         input: BytesMut::new(),
     };
+    (Pipe(Mutex::new(Some(client_end))), broker)
+}
+
+/// Reads CONNECT and accepts it; returns the moment the client had the CONNACK.
+async fn accept(broker: &mut Broker) -> Instant {
     assert!(matches!(broker.next().await, Some(Packet::Connect(_))));
     broker
         .send(&Packet::ConnAck(ConnAck::accepted(false)))
         .await;
-    (client, messages, broker, Instant::now())
+    Instant::now()
+}
+
+/// A client on a pipe, and the broker's end after CONNACK, with the moment the client had
+/// it.
+async fn connected(client_id: &str) -> (Client, Messages, Broker, Instant) {
+    let (pipe, mut broker) = pipe();
+    let (client, messages) = Client::start_with(options(client_id), pipe).await.unwrap();
+    let start = accept(&mut broker).await;
+    (client, messages, broker, start)
 }
 
 /// At each of `seconds` after `start`, a QoS 0 message each way: both the time of the last
@@ -150,4 +169,53 @@ async fn a_silent_broker_is_left_one_idle_timeout_after_its_last_packet() {
     // Unanswered: the connection ends at the idle timeout, and nothing is sent before.
     assert!(broker.next().await.is_none());
     assert_at(start, Duration::from_secs(8) + IDLE, "the close");
+}
+
+/// "When the last clone is dropped without `Client::disconnect`, the driver commits the store
+/// and drops the connection: nothing the store holds is lost." One clone dropped changes
+/// nothing; the last one ends the connection without DISCONNECT (so the broker would publish
+/// a will), the driver completes, and both unacknowledged messages are in the store.
+#[tokio::test(start_paused = true)]
+async fn dropping_every_client_ends_the_connection_and_keeps_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options("dropper").store(StoreOptions::Directory {
+        path: dir.path().to_owned(),
+        durability: Durability::Flush,
+    });
+    let (pipe, mut broker) = pipe();
+    let (client, _messages, driver) = Client::open_with(options, pipe).await.unwrap();
+    let driver = tokio::spawn(driver);
+    accept(&mut broker).await;
+
+    let mut handles = Vec::new();
+    for payload in ["one", "two"] {
+        let publishing = client.publish("jobs", QoS::AtLeastOnce, false, payload);
+        handles.push(timeout(WAIT, publishing).await.unwrap().unwrap());
+        assert!(matches!(broker.next().await, Some(Packet::Publish(_))));
+    }
+    let other = client.clone();
+    drop(client);
+    // Still connected through the other clone.
+    let handle = other.publish("jobs", QoS::AtMostOnce, false, "three");
+    timeout(WAIT, handle).await.unwrap().unwrap();
+    assert!(matches!(broker.next().await, Some(Packet::Publish(_))));
+
+    drop(other);
+    assert!(
+        broker.next().await.is_none(),
+        "a packet after the last clone went"
+    );
+    timeout(WAIT, driver).await.unwrap().unwrap();
+    for handle in handles {
+        assert!(timeout(WAIT, handle).await.unwrap().is_err());
+    }
+    let mut store = FileStore::open(dir.path(), FileStoreOptions::new()).unwrap();
+    let payloads: Vec<_> = store
+        .recover()
+        .unwrap()
+        .messages
+        .iter()
+        .map(|message| message.payload.clone())
+        .collect();
+    assert_eq!(payloads, ["one", "two"]);
 }
