@@ -72,9 +72,22 @@ pub enum Event {
 /// same store sends it.
 #[derive(Debug, Clone)]
 pub struct Client {
+    // Dropped before `_alive`: the last clone closes the channel before the driver is told.
     commands: mpsc::Sender<Command>,
     inbox: Arc<Inbox>,
     events: broadcast::Sender<Event>,
+    _alive: Arc<Alive>,
+}
+
+/// Shared by every clone of a [`Client`]; dropped with the last one, and then tells the
+/// driver, which reads its commands channel only when told, that the channel has closed.
+#[derive(Debug)]
+struct Alive(Arc<Inbox>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.commanded();
+    }
 }
 
 /// The outcome of one published message: a future that completes on PUBACK (QoS 1), PUBCOMP
@@ -298,6 +311,7 @@ impl Client {
         Ok((
             Client {
                 commands,
+                _alive: Arc::new(Alive(Arc::clone(&inbox))),
                 inbox,
                 events,
             },
@@ -317,6 +331,8 @@ impl Client {
             .send(make(reply))
             .await
             .map_err(|_| ClientError::Closed)?;
+        // In the same poll as the send: nothing can cancel the command in between.
+        self.inbox.commanded();
         answer.await.map_err(|_| ClientError::Closed)
     }
 

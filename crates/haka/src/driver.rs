@@ -1,8 +1,9 @@
 //! The driver: the one task that owns the session and the transport.
 //!
 //! It never awaits application code: published messages, and the application's
-//! acknowledgements of received ones, arrive through the inbox, other commands on a channel,
-//! both answered through one-shot channels; received messages leave on
+//! acknowledgements of received ones, arrive through the inbox, other commands on a channel
+//! that the driver reads when the inbox tells it to (so that its `select!` has one branch for
+//! all three), all answered through one-shot channels; received messages leave on
 //! an unbounded channel (QoS 1 and 2 bounded in practice by the broker's in-flight window,
 //! since they are acknowledged only when the application takes them), and connection events
 //! on a broadcast channel that drops for laggards.
@@ -27,7 +28,11 @@ use haka_session::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    sync::{broadcast, mpsc, oneshot},
+    sync::{
+        broadcast,
+        mpsc::{self, error::TryRecvError},
+        oneshot,
+    },
     time::Instant,
 };
 use tracing::{debug, info, warn};
@@ -477,24 +482,12 @@ impl<S: Store> DriverState<S> {
                         self.session.handle_connection_lost(now());
                     }
                 },
-                command = self.commands.recv(), if !self.commands_closed => match command {
-                    Some(command) => {
-                        let stopping = self.stopping.len();
-                        self.on_commands(command);
-                        if self.stopping.len() > stopping {
-                            self.session.disconnect();
-                        }
-                    }
-                    None => {
-                        // Every client handle is gone: stop now, nothing stored is lost.
-                        self.commands_closed = true;
-                        self.session.handle_connection_lost(now());
-                    }
-                },
                 () = self.inbox.notified() => {
                     // Stored now, committed by the transmit on the next round together with
                     // the packet identifiers it assigns and the acknowledgements just read:
                     // one write to the store per round rather than one per kind of change.
+                    // What was published before a command goes first (a disconnect flushes
+                    // it).
                     take_inbox(
                         &self.inbox,
                         &mut self.session,
@@ -502,6 +495,9 @@ impl<S: Store> DriverState<S> {
                         &mut self.unconfirmed,
                     );
                     apply_acks(&self.inbox, &mut self.session, &mut self.acks);
+                    if self.inbox.take_commanded() {
+                        self.on_commands();
+                    }
                 }
                 () = &mut timer, if armed.is_some() => {
                     // Fired: armed again on the next round, whatever the deadline.
@@ -512,8 +508,9 @@ impl<S: Store> DriverState<S> {
         }
     }
 
-    /// Handles `first` and every command queued behind it, with one store commit.
-    fn on_commands(&mut self, first: Command) {
+    /// Handles the commands queued, sharing one store commit (the next transmit's), on a
+    /// connection.
+    fn on_commands(&mut self) {
         let Self {
             session,
             commands,
@@ -523,9 +520,9 @@ impl<S: Store> DriverState<S> {
             stopping,
             requested,
             inbox,
-            unconfirmed,
             ..
         } = self;
+        let stops = stopping.len();
         let mut batch = Batch {
             completions,
             subscribes,
@@ -533,10 +530,14 @@ impl<S: Store> DriverState<S> {
             stopping,
             requested,
         };
-        // What was published before the command goes first (a disconnect flushes it).
-        take_inbox(inbox, session, batch.completions, unconfirmed);
-        batch.handle(session, first);
-        drain(commands, session, &mut batch);
+        let closed = drain(inbox, commands, session, &mut batch);
+        if self.stopping.len() > stops {
+            self.session.disconnect();
+        } else if closed && !self.commands_closed {
+            // Every client handle is gone: stop now, nothing stored is lost.
+            self.session.handle_connection_lost(now());
+        }
+        self.commands_closed |= closed;
     }
 
     /// Hands the session's events to whoever waits for them; the reason, when the
@@ -915,18 +916,24 @@ fn confirm_stored<S: Store>(
     inbox.track(session);
 }
 
-/// Takes every command already queued, up to a batch.
+/// Takes the commands queued, up to a batch; whether the channel has closed (every
+/// [`Client`](crate::Client) gone). The driver reads the channel only when the inbox says
+/// to, so past a batch it tells itself to come back for the rest.
 fn drain<S: Store>(
+    inbox: &Inbox,
     commands: &mut mpsc::Receiver<Command>,
     session: &mut Session<S>,
     batch: &mut Batch<'_>,
-) {
+) -> bool {
     for _ in 0..COMMAND_BATCH {
         match commands.try_recv() {
             Ok(command) => batch.handle(session, command),
-            Err(_) => break,
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => return true,
         }
     }
+    inbox.commanded();
+    false
 }
 
 /// Serves commands (offline: they are queued in the session) until `future` completes;
@@ -951,21 +958,16 @@ async fn serve_commands<S: Store, F: Future>(
         }
         tokio::select! {
             output = &mut future => return Some(output),
-            command = commands.recv() => match command {
-                Some(command) => {
-                    take_inbox(inbox, session, batch.completions, unconfirmed);
-                    confirm_stored(inbox, session, batch.completions, unconfirmed);
-                    batch.handle(session, command);
-                    drain(commands, session, batch);
-                }
-                None => *commands_closed = true,
-            },
             () = inbox.notified() => {
                 // Offline publishing: stored now, sent on the next connection. Offline too,
-                // a QoS 2 message taken is recorded durably at once.
+                // a QoS 2 message taken is recorded durably at once. What was published
+                // before a command goes first.
                 take_inbox(inbox, session, batch.completions, unconfirmed);
                 confirm_stored(inbox, session, batch.completions, unconfirmed);
                 apply_acks(inbox, session, acks);
+                if inbox.take_commanded() {
+                    *commands_closed |= drain(inbox, commands, session, batch);
+                }
                 let _ = session.commit();
             }
         }

@@ -10,7 +10,10 @@
 //!
 //! What the application did with received messages (acknowledged, or dropped unprocessed)
 //! comes to the driver the same way, and both wake it through one flag each and one waker:
-//! the driver has no channel to poll on every pass through its `select!` for either.
+//! the driver has no channel to poll on every pass through its `select!` for either. The
+//! other commands (subscribe, unsubscribe, disconnect) go on a channel of their own, but
+//! the driver hears of them here too, through a third flag: a command sent, or the last
+//! `Client` gone and the channel closed with it.
 
 use std::{
     collections::VecDeque,
@@ -53,6 +56,9 @@ pub(crate) struct Inbox {
     acks: Mutex<Vec<AckOp>>,
     /// Set by an acknowledgement that found `acks` empty, cleared as the driver wakes for it.
     acked: AtomicBool,
+    /// Set when a command was put on the driver's channel or the channel closed, cleared by
+    /// the driver's [`Inbox::take_commanded`] before it reads the channel.
+    commanded: AtomicBool,
     /// The driver's task, while it waits in [`Inbox::notified`]. One waiter and one flag:
     /// `tokio::sync::Notify` keeps a list of waiters under a lock, and the driver put itself
     /// on it and took itself off on every pass through its `select!` (about a thousand
@@ -91,6 +97,7 @@ impl Inbox {
             pushed: AtomicBool::new(false),
             acks: Mutex::new(Vec::new()),
             acked: AtomicBool::new(false),
+            commanded: AtomicBool::new(false),
             driver: AtomicWaker::new(),
             session_messages: AtomicUsize::new(0),
             session_bytes: AtomicUsize::new(0),
@@ -266,9 +273,24 @@ impl Inbox {
         std::mem::swap(&mut *acks, into);
     }
 
-    /// Resolves when messages were pushed or acknowledgements given since the driver last
-    /// took them or woke for them (a push racing with a take may cost one empty take, never a
-    /// lost message or acknowledgement). For the driver alone: one task waits.
+    /// Tells the driver to read its commands channel: a command was sent on it, or the
+    /// channel closed.
+    pub(crate) fn commanded(&self) {
+        self.commanded.store(true, Ordering::Release);
+        self.driver.wake();
+    }
+
+    /// Whether the driver was told to read its commands channel since it last asked,
+    /// clearing it: cleared before the read, as in `take`, so that a command sent after the
+    /// read sets it again.
+    pub(crate) fn take_commanded(&self) -> bool {
+        self.commanded.swap(false, Ordering::AcqRel)
+    }
+
+    /// Resolves when messages were pushed, acknowledgements given or commands sent since the
+    /// driver last took them or woke for them (a push racing with a take may cost one empty
+    /// take, never a lost message, acknowledgement or command). For the driver alone: one
+    /// task waits. The commands' flag stays set for [`Inbox::take_commanded`].
     pub(crate) async fn notified(&self) {
         std::future::poll_fn(|cx| {
             if self.woken() {
@@ -286,11 +308,11 @@ impl Inbox {
         .await;
     }
 
-    /// Whether either flag was set, clearing both.
+    /// Whether any flag was set, clearing those of messages and acknowledgements.
     fn woken(&self) -> bool {
         let pushed = self.pushed.swap(false, Ordering::AcqRel);
         let acked = self.acked.swap(false, Ordering::AcqRel);
-        pushed || acked
+        pushed || acked || self.commanded.load(Ordering::Acquire)
     }
 
     /// No more messages or acknowledgements are taken (what is queued can still be taken).
@@ -408,6 +430,35 @@ mod tests {
         let _third = push();
         assert_eq!(counter.0.load(Ordering::SeqCst), 2);
         assert!(waiting.as_mut().poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_command_wakes_the_driver_until_it_reads_the_channel() {
+        use std::{future::Future, pin::pin, sync::Arc, task::Context};
+
+        let inbox = Inbox::new(1000, 1 << 20, 1 << 20, false);
+        let counter = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(Arc::clone(&counter));
+        let mut cx = Context::from_waker(&waker);
+
+        let mut waiting = pin!(inbox.notified());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        inbox.commanded();
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            1,
+            "the waiting driver is woken"
+        );
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
+        // The wait does not clear it: the driver may have woken for a message, and reads
+        // the channel only once it asks.
+        assert!(pin!(inbox.notified()).poll(&mut cx).is_ready());
+        assert!(inbox.take_commanded());
+        assert!(!inbox.take_commanded());
+        assert!(pin!(inbox.notified()).poll(&mut cx).is_pending());
+        // A command sent after the driver asked sets it again.
+        inbox.commanded();
+        assert!(inbox.take_commanded());
     }
 
     #[test]
