@@ -847,6 +847,9 @@ fn take_inbox<S: Store>(
     completions: &mut Completions,
     unconfirmed: &mut Unconfirmed,
 ) {
+    if inbox.holds_no_messages() {
+        return;
+    }
     let mut taken = inbox.take();
     if taken.is_empty() {
         inbox.recycle(taken);
@@ -978,6 +981,9 @@ async fn serve_commands<S: Store, F: Future>(
 /// `buffer` (empty, kept for its room) to take them into. A token of an earlier connection
 /// is refused by the session, which is right: the broker delivers again.
 fn apply_acks<S: Store>(inbox: &Inbox, session: &mut Session<S>, buffer: &mut Vec<AckOp>) {
+    if inbox.holds_no_acks() {
+        return;
+    }
     inbox.take_acks(buffer);
     for op in buffer.drain(..) {
         let _ = match op {

@@ -52,10 +52,16 @@ pub(crate) struct Inbox {
     queue: Mutex<Queued>,
     /// Set by a push that found the inbox empty, cleared by the driver as it wakes for it.
     pushed: AtomicBool,
+    /// Whether `queue` holds messages, written under its lock: the driver looks on every
+    /// pass and most find nothing, which this tells without the lock (a take and a recycle,
+    /// two locks, cost about 280 instructions).
+    holds_messages: AtomicBool,
     /// Acknowledgements of received messages, oldest first, not yet taken by the driver.
     acks: Mutex<Vec<AckOp>>,
     /// Set by an acknowledgement that found `acks` empty, cleared as the driver wakes for it.
     acked: AtomicBool,
+    /// Whether `acks` holds any, written under its lock, as `holds_messages`.
+    holds_acks: AtomicBool,
     /// Set when a command was put on the driver's channel or the channel closed, cleared by
     /// the driver's [`Inbox::take_commanded`] before it reads the channel.
     commanded: AtomicBool,
@@ -95,8 +101,10 @@ impl Inbox {
         Self {
             queue: Mutex::new(Queued::default()),
             pushed: AtomicBool::new(false),
+            holds_messages: AtomicBool::new(false),
             acks: Mutex::new(Vec::new()),
             acked: AtomicBool::new(false),
+            holds_acks: AtomicBool::new(false),
             commanded: AtomicBool::new(false),
             driver: AtomicWaker::new(),
             session_messages: AtomicUsize::new(0),
@@ -174,6 +182,7 @@ impl Inbox {
             self.check_limits(&queue, size)?;
             queue.messages.push_back(outgoing);
             queue.bytes += size;
+            self.holds_messages.store(true, Ordering::Release);
             queue.messages.len() == 1
         };
         if was_empty {
@@ -204,6 +213,17 @@ impl Inbox {
         Ok(())
     }
 
+    /// Whether no message waits, as far as the driver can tell without the lock: a push it
+    /// does not see yet found the inbox empty and wakes it.
+    pub(crate) fn holds_no_messages(&self) -> bool {
+        !self.holds_messages.load(Ordering::Acquire)
+    }
+
+    /// Whether no acknowledgement waits, as [`Inbox::holds_no_messages`].
+    pub(crate) fn holds_no_acks(&self) -> bool {
+        !self.holds_acks.load(Ordering::Acquire)
+    }
+
     /// Everything queued, for the driver, which hands the emptied queue back with
     /// [`Inbox::recycle`].
     pub(crate) fn take(&self) -> VecDeque<Outgoing> {
@@ -220,6 +240,7 @@ impl Inbox {
         self.session_bytes.fetch_add(queue.bytes, Ordering::AcqRel);
         let spare = std::mem::take(&mut queue.spare);
         queue.bytes = 0;
+        self.holds_messages.store(false, Ordering::Release);
         std::mem::replace(&mut queue.messages, spare)
     }
 
@@ -254,6 +275,7 @@ impl Inbox {
                 return false;
             }
             acks.push(op);
+            self.holds_acks.store(true, Ordering::Release);
             acks.len() == 1
         };
         if was_empty {
@@ -271,6 +293,7 @@ impl Inbox {
         self.acked.store(false, Ordering::Release);
         let mut acks = self.acks.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::swap(&mut *acks, into);
+        self.holds_acks.store(false, Ordering::Release);
     }
 
     /// Tells the driver to read its commands channel: a command was sent on it, or the
@@ -409,8 +432,9 @@ mod tests {
         let waker = std::task::Waker::from(Arc::clone(&counter));
         let mut cx = Context::from_waker(&waker);
 
-        // Nothing pushed: it waits.
+        // Nothing pushed: it waits, and has nothing to take.
         assert!(pin!(inbox.notified()).poll(&mut cx).is_pending());
+        assert!(inbox.holds_no_messages());
         // A push wakes the waker the last wait left, and is remembered for the next wait...
         let _first = push();
         assert_eq!(
@@ -425,7 +449,9 @@ mod tests {
         // A push behind a message not yet taken wakes nobody: the driver takes both at once.
         let _second = push();
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert!(!inbox.holds_no_messages());
         assert_eq!(inbox.take().len(), 2);
+        assert!(inbox.holds_no_messages());
         // The first push into the emptied inbox wakes the waiting driver, whose wait ends.
         let _third = push();
         assert_eq!(counter.0.load(Ordering::SeqCst), 2);
@@ -484,8 +510,10 @@ mod tests {
         assert!(waiting.as_mut().poll(&mut cx).is_ready());
 
         let mut taken = Vec::new();
+        assert!(!inbox.holds_no_acks());
         inbox.take_acks(&mut taken);
         assert_eq!(taken.len(), 2);
+        assert!(inbox.holds_no_acks());
         // Taken before the driver waited again: no wake-up is left over for them.
         taken.clear();
         assert!(pin!(inbox.notified()).poll(&mut cx).is_pending());
