@@ -534,7 +534,8 @@ impl<S: Store> DriverState<S> {
         if self.stopping.len() > stops {
             self.session.disconnect();
         } else if closed && !self.commands_closed {
-            // Every client handle is gone: stop now, nothing stored is lost.
+            // Every client handle is gone: stop now, nothing stored is lost. (A disconnect
+            // in the same batch goes on gracefully instead.)
             self.session.handle_connection_lost(now());
         }
         self.commands_closed |= closed;
@@ -725,6 +726,7 @@ impl<S: Store> DriverState<S> {
     fn finish(mut self) {
         // Nothing more comes in. A message the application took counts as taken: applied
         // and committed now, so a QoS 2 message is not handed over again after a restart.
+        // `close` returns once every push it let in is in, so the takes below see them.
         self.inbox.close();
         apply_acks(&self.inbox, &mut self.session, &mut self.acks);
         // Published before the end: stored (and committed below), then answered as closed.

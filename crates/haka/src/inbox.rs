@@ -174,8 +174,8 @@ impl Inbox {
         };
         let was_empty = {
             let mut queue = self.lock();
-            // Again under the lock that `take` holds: a message pushed after the driver's
-            // last take, once it closed the inbox, would wait there for ever.
+            // Again under the lock, which `close` passes through before the driver's last
+            // take: a message pushed after that take would wait there for ever.
             if self.closed.load(Ordering::Acquire) {
                 return Err(ClientError::Closed);
             }
@@ -270,7 +270,7 @@ impl Inbox {
     pub(crate) fn push_ack(&self, op: AckOp) -> bool {
         let was_empty = {
             let mut acks = self.acks.lock().unwrap_or_else(|e| e.into_inner());
-            // Under the lock `take_acks` holds, as for messages in `push`.
+            // Under the lock, as for messages in `push`.
             if self.closed.load(Ordering::Acquire) {
                 return false;
             }
@@ -339,8 +339,15 @@ impl Inbox {
     }
 
     /// No more messages or acknowledgements are taken (what is queued can still be taken).
+    ///
+    /// Returns once every push that was accepted is in: a push checks `closed` and queues
+    /// under one lock, so passing through both locks here waits for one under way. The
+    /// driver's last takes then see everything accepted, lock or no lock
+    /// ([`Inbox::holds_no_messages`] is read without one).
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        drop(self.lock());
+        drop(self.acks.lock().unwrap_or_else(|e| e.into_inner()));
     }
 }
 

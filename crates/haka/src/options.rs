@@ -257,8 +257,8 @@ impl ClientOptions {
         self
     }
 
-    /// How many commands (publish, subscribe, ...) may wait for the driver before callers
-    /// wait; default 1,024.
+    /// How many commands (subscribe, unsubscribe, disconnect) may wait for the driver before
+    /// callers wait; default 1,024. Publishing does not go through them.
     #[must_use]
     pub fn command_capacity(mut self, capacity: usize) -> Self {
         self.command_capacity = capacity.max(1);
