@@ -425,9 +425,18 @@ mod tests {
         }
     }
 
+    impl Counting {
+        /// A waker that counts its wake-ups, and the count.
+        fn waker() -> (std::sync::Arc<Self>, std::task::Waker) {
+            let counter = std::sync::Arc::new(Counting(AtomicUsize::new(0)));
+            let waker = std::task::Waker::from(std::sync::Arc::clone(&counter));
+            (counter, waker)
+        }
+    }
+
     #[test]
     fn the_driver_hears_of_every_push_into_an_empty_inbox() {
-        use std::{future::Future, pin::pin, sync::Arc, task::Context};
+        use std::{future::Future, pin::pin, task::Context};
 
         let inbox = Inbox::new(1000, 1 << 20, 1 << 20, false);
         let push = || {
@@ -435,8 +444,7 @@ mod tests {
                 .push(topic(), QoS::AtLeastOnce, false, Bytes::from_static(b"x"))
                 .expect("queued")
         };
-        let counter = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = std::task::Waker::from(Arc::clone(&counter));
+        let (counter, waker) = Counting::waker();
         let mut cx = Context::from_waker(&waker);
 
         // Nothing pushed: it waits, and has nothing to take.
@@ -467,11 +475,10 @@ mod tests {
 
     #[test]
     fn a_command_wakes_the_driver_until_it_reads_the_channel() {
-        use std::{future::Future, pin::pin, sync::Arc, task::Context};
+        use std::{future::Future, pin::pin, task::Context};
 
         let inbox = Inbox::new(1000, 1 << 20, 1 << 20, false);
-        let counter = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = std::task::Waker::from(Arc::clone(&counter));
+        let (counter, waker) = Counting::waker();
         let mut cx = Context::from_waker(&waker);
 
         let mut waiting = pin!(inbox.notified());
@@ -496,11 +503,10 @@ mod tests {
 
     #[test]
     fn acknowledgements_wake_the_driver_and_stop_at_close() {
-        use std::{future::Future, pin::pin, sync::Arc, task::Context};
+        use std::{future::Future, pin::pin, task::Context};
 
         let inbox = Inbox::new(1000, 1 << 20, 1 << 20, false);
-        let counter = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = std::task::Waker::from(Arc::clone(&counter));
+        let (counter, waker) = Counting::waker();
         let mut cx = Context::from_waker(&waker);
         let mut tokens = ack_tokens(3).into_iter();
         let mut token = || tokens.next().expect("three tokens");
